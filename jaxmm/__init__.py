@@ -1,0 +1,68 @@
+"""jaxmm: linear mixed models with lme4's formula language on a jit-compiled, differentiable
+JAX objective.
+
+The pipeline, one package per stage:
+
+    formula/    lme4's formula language             parse_formula
+    design/     host (NumPy) design, crossproducts  lformula / build_design
+    covariance/ theta <-> relative factor T         Unstructured
+    core/       pure JAX profiled criterion          objective, DevFun (mk_devfun)
+    optimize/   L-BFGS fit of theta + checks         optimize_lmm
+    results/    the fitted model                     LinearMixedModel
+    datasets/   lme4's data sets                     datasets.load
+
+Example:
+    >>> import jaxmm
+    >>> m = jaxmm.lmer("Reaction ~ Days + (Days|Subject)", jaxmm.datasets.load("sleepstudy"))
+    >>> m.ngroups
+    {'Subject': 18}
+"""
+
+from __future__ import annotations
+
+from . import datasets
+from .core.devfun import DevFun
+from .core.objective import objective
+from .errors import (
+    ColumnNotFoundError,
+    ConvergenceError,
+    ConvergenceWarning,
+    DataError,
+    FormulaError,
+    JaxmmError,
+    JaxmmWarning,
+    ModelError,
+    RankDeficiencyWarning,
+    SingularFitWarning,
+)
+from .formula import parse_formula
+from .lmer import lformula, lmer, mk_devfun
+from .optimize.lmm import OptSummary, optimize_lmm
+from .precision import x64
+from .results.lmm import LinearMixedModel
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "lmer",
+    "lformula",
+    "mk_devfun",
+    "optimize_lmm",
+    "LinearMixedModel",
+    "DevFun",
+    "OptSummary",
+    "objective",
+    "parse_formula",
+    "datasets",
+    "x64",
+    "JaxmmError",
+    "FormulaError",
+    "DataError",
+    "ColumnNotFoundError",
+    "ModelError",
+    "ConvergenceError",
+    "JaxmmWarning",
+    "ConvergenceWarning",
+    "SingularFitWarning",
+    "RankDeficiencyWarning",
+]

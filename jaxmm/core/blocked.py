@@ -1,0 +1,103 @@
+"""The blocked factorization of the augmented system [Z Lambda, X, y], up to its dense part.
+
+Term 1's diagonal block is block diagonal: ``M_j = T1' D1_j T1 + I`` per level, factored as a
+batch of tiny Choleskys. Eliminating term 1 leaves the Schur complement of everything
+after it (the other terms' Z columns, X, y):
+
+    S = Lambda_a' (A - sum_j K_j C_j K_j') Lambda_a + I_z,   C_j = T1 M_j^{-1} T1'
+
+where ``K_j`` is level j's column block of [Z_rest X y]' Z_1 (constant data), ``A`` the dense
+crossproduct of the rest, and ``Lambda_a = blockdiag(Lambda_rest, I)``. The sparse part of
+the update is a gather + segment-sum over pre-computed pairs of non-zeros of ``K_j`` — the
+pair products are constant, only the small ``C_j`` change with theta — never a dense product.
+Only the lower triangle of ``S`` is formed (the dense Cholesky reads nothing else).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+from jax import ops
+
+from ..covariance import tril_colmajor
+from . import small
+from .layout import Blocks, Layout, split_theta
+
+
+def T_of(theta_k: jnp.ndarray, q: int) -> jnp.ndarray:
+    """Lower-triangular relative factor from one term's theta (lme4's column-major order)."""
+    rows, cols = tril_colmajor(q)
+    return jnp.zeros((q, q), dtype=theta_k.dtype).at[rows, cols].set(theta_k)
+
+
+class Partial(NamedTuple):
+    """Term 1 factored and the rest block's Schur complement (before its dense Cholesky)."""
+
+    L11: jnp.ndarray  # (l1, q1, q1) Cholesky factors of M_j
+    C: jnp.ndarray  # (l1, q1, q1) T1 M_j^{-1} T1'
+    logdet1: jnp.ndarray  # log det of term 1's diagonal block
+    S: jnp.ndarray  # (r, r) Schur complement of the rest block (lower triangle valid)
+    Ts: tuple[jnp.ndarray, ...]  # relative factors of every term
+
+
+def scale_rest(U: jnp.ndarray, layout: Layout, Ts_rest, side: str) -> jnp.ndarray:
+    """Lambda_a' U (side="left") or U Lambda_a (side="right"); X/y rows or columns untouched."""
+    if side == "right":
+        return scale_rest(U.T, layout, Ts_rest, "left").T
+    if all(t.q == 1 for t in layout.rest):  # diagonal Lambda: one elementwise product
+        d = [jnp.broadcast_to(T[0, 0], (t.nlevels,)) for t, T in zip(layout.rest, Ts_rest)]
+        pad = jnp.ones(U.shape[0] - sum(t.nlevels for t in layout.rest), U.dtype)
+        return jnp.concatenate(d + [pad])[:, None] * U
+    parts, end = [], 0
+    for term, T in zip(layout.rest, Ts_rest):
+        blk = U[term.offset : term.offset + term.nlevels * term.q]
+        blk = blk.reshape(term.nlevels, term.q, U.shape[1])
+        parts.append(jnp.einsum("ba,lbc->lac", T, blk).reshape(-1, U.shape[1]))
+        end = term.offset + term.nlevels * term.q
+    parts.append(U[end:])
+    return jnp.concatenate(parts, axis=0)
+
+
+def scale_both(U: jnp.ndarray, layout: Layout, Ts_rest) -> jnp.ndarray:
+    """Lambda_a' U Lambda_a."""
+    if all(t.q == 1 for t in layout.rest):
+        d = [jnp.broadcast_to(T[0, 0], (t.nlevels,)) for t, T in zip(layout.rest, Ts_rest)]
+        pad = jnp.ones(U.shape[0] - sum(t.nlevels for t in layout.rest), U.dtype)
+        d = jnp.concatenate(d + [pad])
+        return d[:, None] * U * d[None, :]
+    return scale_rest(scale_rest(U, layout, Ts_rest, "left"), layout, Ts_rest, "right")
+
+
+def term1(theta1: jnp.ndarray, D1: jnp.ndarray, q1: int):
+    """Factor term 1's blocks: T1, L11 = chol(T1' D1 T1 + I), C = T1 M^{-1} T1', log det."""
+    T1 = T_of(theta1, q1)
+    M = jnp.einsum("ba,jbc,cd->jad", T1, D1, T1) + jnp.eye(q1, dtype=theta1.dtype)
+    L11 = small.chol(M)
+    G = jnp.einsum("ab,jcb->jac", T1, small.tril_inv(L11))  # T1 L11^{-T}
+    C = jnp.einsum("jac,jbc->jab", G, G)
+    return T1, L11, C, small.logdiag2(L11)
+
+
+def partial_factor(theta: jnp.ndarray, blocks: Blocks, layout: Layout) -> Partial:
+    """Factor term 1 and build the lower triangle of the rest block's Schur complement."""
+    thetas = split_theta(theta, layout)
+    T1, L11, C, logdet1 = term1(thetas[0], blocks.D1, layout.q1)
+    Ts_rest = tuple(T_of(t, q) for t, q in zip(thetas[1:], layout.qs[1:]))
+    r, rz = layout.r, layout.rz
+
+    # sum_j K_j C_j K_j' in the unscaled space, lower triangle only.
+    xx = jnp.einsum("jck,jcd,jdl->kl", blocks.C1, C, blocks.C1)  # (p+1, p+1)
+    U = blocks.A.at[rz:, rz:].add(-xx)
+    if blocks.el_row.shape[0]:
+        zz = jnp.einsum("pcd,pcd->p", blocks.pair_v, C[blocks.pair_j])
+        U = U - ops.segment_sum(
+            zz, blocks.pair_t, num_segments=r * r + 1, indices_are_sorted=True
+        )[: r * r].reshape(r, r)
+        xz = jnp.einsum("ec,ecd,edk->ke", blocks.el_B, C[blocks.el_j], blocks.C1[blocks.el_j])
+        xz = ops.segment_sum(xz.T, blocks.el_row, num_segments=rz)  # (rz, p+1)
+        U = U.at[rz:, :rz].add(-xz.T)
+
+    zmask = (jnp.arange(r) < rz).astype(theta.dtype)
+    S = scale_both(U, layout, Ts_rest) + jnp.diag(zmask)
+    return Partial(L11=L11, C=C, logdet1=logdet1, S=S, Ts=(T1,) + Ts_rest)

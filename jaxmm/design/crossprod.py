@@ -1,0 +1,186 @@
+"""Crossproducts of [Z X y] in the blocked layout, built once on the host in NumPy.
+
+Everything here is O(nnz): bincounts over observations and sorts of (level, level) keys;
+nothing of size n x q, and the only dense matrix is the rest block (Z columns of the terms
+after the first, then X, then y), whose size the caller checks before building.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from ..core.layout import Blocks, Layout, RestTerm
+
+
+class TermLike(Protocol):
+    index: np.ndarray  # (n,) int level of each observation
+    Xt: np.ndarray  # (n, q) the term's model matrix
+    nlevels: int
+
+
+def bucket(m: int, fine: int = 16) -> int:
+    """Round m up on a grid of ~1/fine relative spacing, so similar sizes share compiled code."""
+    if m <= 8:
+        return m
+    step = max(1, (1 << (int(m).bit_length() - 1)) // fine)
+    return -(-m // step) * step
+
+
+def _bincount_products(idx: np.ndarray, L: np.ndarray, R: np.ndarray, size: int) -> np.ndarray:
+    """out[g, a, b] = sum over rows i with idx[i] == g of L[i, a] * R[i, b]."""
+    out = np.empty((size, L.shape[1], R.shape[1]))
+    for a in range(L.shape[1]):
+        for b in range(R.shape[1]):
+            out[:, a, b] = np.bincount(idx, L[:, a] * R[:, b], minlength=size)
+    return out
+
+
+def _pair_keys(i1: np.ndarray, i2: np.ndarray, n2: int):
+    """Unique (i1, i2) combinations (sorted by i1 then i2) and each row's combination."""
+    key = i1.astype(np.int64) * n2 + i2
+    uniq, inv = np.unique(key, return_inverse=True)
+    return uniq // n2, uniq % n2, inv
+
+
+def _pad(a: np.ndarray, n: int, value=0) -> np.ndarray:
+    if a.shape[0] == n:
+        return a
+    pad = np.full((n - a.shape[0],) + a.shape[1:], value, dtype=a.dtype)
+    return np.concatenate([a, pad])
+
+
+def rest_size(terms: Sequence[TermLike], p: int) -> int:
+    """Size of the dense rest block for these (sorted) terms: sum of q*levels after term 1."""
+    return sum(t.nlevels * t.Xt.shape[1] for t in terms[1:]) + p + 1
+
+
+def crossproducts(
+    y: np.ndarray, X: np.ndarray, terms: Sequence[TermLike], *, pad: bool = True
+) -> tuple[Layout, Blocks]:
+    """Build the static layout and the (NumPy) crossproduct blocks for sorted terms.
+
+    Example:
+        >>> import numpy as np
+        >>> from types import SimpleNamespace as NS
+        >>> g = np.repeat(np.arange(3), 2)
+        >>> t = NS(index=g, Xt=np.ones((6, 1)), nlevels=3)
+        >>> layout, blocks = crossproducts(np.arange(6.0), np.ones((6, 1)), [t], pad=False)
+        >>> layout.l1, layout.r, blocks.D1[:, 0, 0].tolist()
+        (3, 2, [2.0, 2.0, 2.0])
+    """
+    n, p = X.shape
+    t1, rest = terms[0], list(terms[1:])
+    q1 = t1.Xt.shape[1]
+    l1 = bucket(t1.nlevels) if pad else t1.nlevels
+    XY = np.column_stack([X, y])
+    idx1 = np.asarray(t1.index)
+
+    D1 = _pad(_bincount_products(idx1, t1.Xt, t1.Xt, t1.nlevels), l1)
+    C1 = _pad(_bincount_products(idx1, t1.Xt, XY, t1.nlevels), l1)
+
+    # Rest terms: offsets in the rest block, non-zeros of Z_k' Z_1 as elements.
+    rest_layout, offset = [], 0
+    rows_l, js_l, B_l, blk_l = [], [], [], []
+    for t in rest:
+        qk = t.Xt.shape[1]
+        j, lvl, inv = _pair_keys(idx1, np.asarray(t.index), t.nlevels)
+        # val[e, a, c] = sum over shared rows of Z1[:, a] * Zk[:, c]; element (e, c) is row
+        # offset + lvl*qk + c of the rest block, with B = val[e, :, c] (q1 values).
+        val = np.empty((len(j), q1, qk))
+        for a in range(q1):
+            for c in range(qk):
+                val[:, a, c] = np.bincount(inv, t1.Xt[:, a] * t.Xt[:, c], minlength=len(j))
+        rows_l.append((offset + lvl[:, None] * qk + np.arange(qk)[None, :]).ravel())
+        blk_l.append(np.repeat(offset + lvl * qk, qk))
+        js_l.append(np.repeat(j, qk))
+        B_l.append(val.transpose(0, 2, 1).reshape(-1, q1))
+        rest_layout.append(RestTerm(q=qk, nlevels=t.nlevels, offset=offset))
+        offset += t.nlevels * qk
+    rz_real = offset
+    rz = bucket(rz_real, 32) if pad else rz_real
+    r = rz + p + 1
+
+    if rows_l:
+        el_row = np.concatenate(rows_l).astype(np.int32)
+        el_j = np.concatenate(js_l).astype(np.int32)
+        el_B = np.concatenate(B_l)
+        el_blk = np.concatenate(blk_l)
+    else:
+        el_row = el_j = el_blk = np.zeros(0, np.int32)
+        el_B = np.zeros((0, q1))
+    pair_j, pair_v, pair_t = _pairs(el_row, el_j, el_B, el_blk, r, pad)
+    Nz = bucket(el_row.size) if pad else el_row.size
+    el_row, el_j, el_B = _pad(el_row, Nz), _pad(el_j, Nz), _pad(el_B, Nz)
+
+    A = _rest_block(XY, rest, rest_layout, rz_real, rz, p)
+    layout = Layout(
+        q1=q1, l1=l1, rest=tuple(rest_layout), rz=rz, p=p, qs=tuple(t.Xt.shape[1] for t in terms)
+    )
+    blocks = Blocks(
+        D1=D1, C1=C1, el_row=el_row, el_j=el_j, el_B=el_B,
+        pair_j=pair_j, pair_v=pair_v, pair_t=pair_t, A=A, n=np.float64(n),
+    )
+    return layout, blocks
+
+
+def _pairs(el_row, el_j, el_B, el_blk, r, pad):
+    """Pairs of elements sharing a term-1 level, sorted by target.
+
+    Only the lower triangle of the rest block is needed, except inside one level's q x q
+    diagonal block, which Lambda mixes as a whole: there both orders are kept.
+    """
+    if el_row.size == 0:
+        z = np.zeros(0, np.int32)
+        return z, np.zeros((0, el_B.shape[1], el_B.shape[1])), z.astype(np.int64)
+    order = np.argsort(el_j, kind="stable")
+    js = el_j[order]
+    starts = np.flatnonzero(np.r_[True, js[1:] != js[:-1]])
+    sizes = np.diff(np.r_[starts, js.size])
+    m = np.repeat(sizes, sizes)  # group size of each element
+    first = np.repeat(starts, sizes)
+    a = np.repeat(order, m)
+    offs = np.arange(m.sum()) - np.repeat(np.cumsum(m) - m, m)
+    b = order[np.repeat(first, m) + offs]
+    keep = (el_blk[a] > el_blk[b]) | (el_blk[a] == el_blk[b])
+    a, b = a[keep], b[keep]
+    t = el_row[a].astype(np.int64) * r + el_row[b]
+    srt = np.argsort(t, kind="stable")
+    a, b, t = a[srt], b[srt], t[srt]
+    v = el_B[a][:, :, None] * el_B[b][:, None, :]
+    P = bucket(a.size) if pad else a.size
+    return _pad(el_j[a], P).astype(np.int32), _pad(v, P), _pad(t, P, r * r)
+
+
+def _rest_block(XY, rest, rest_layout, rz_real, rz, p) -> np.ndarray:
+    """Dense [Z_rest X y]'[Z_rest X y] with padding rows between Z and X."""
+    r = rz + p + 1
+    A = np.zeros((r, r))
+    A[rz:, rz:] = XY.T @ XY
+    for k, (t, lk) in enumerate(zip(rest, rest_layout)):
+        qk, ok = lk.q, lk.offset
+        idx = np.asarray(t.index)
+        # Z_k' [X y]
+        zxy = _bincount_products(idx, t.Xt, XY, t.nlevels).reshape(t.nlevels * qk, p + 1)
+        A[ok : ok + t.nlevels * qk, rz:] = zxy
+        A[rz:, ok : ok + t.nlevels * qk] = zxy.T
+        # Z_k' Z_k: block diagonal
+        dk = _bincount_products(idx, t.Xt, t.Xt, t.nlevels)
+        rows = ok + np.arange(t.nlevels)[:, None, None] * qk + np.arange(qk)[None, :, None]
+        cols = ok + np.arange(t.nlevels)[:, None, None] * qk + np.arange(qk)[None, None, :]
+        A[rows, cols] = dk
+        # Z_k' Z_m for later terms m
+        for t2, lm in zip(rest[k + 1 :], rest_layout[k + 1 :]):
+            qm, om = lm.q, lm.offset
+            l_k, l_m, inv = _pair_keys(idx, np.asarray(t2.index), t2.nlevels)
+            val = np.empty((len(l_k), qk, qm))
+            for a in range(qk):
+                for b in range(qm):
+                    val[:, a, b] = np.bincount(inv, t.Xt[:, a] * t2.Xt[:, b], minlength=len(l_k))
+            rows = ok + l_k[:, None, None] * qk + np.arange(qk)[None, :, None]
+            cols = om + l_m[:, None, None] * qm + np.arange(qm)[None, None, :]
+            rows, cols = np.broadcast_arrays(rows, cols)
+            A[rows, cols] = val
+            A[cols, rows] = val
+    return A

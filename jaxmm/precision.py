@@ -1,0 +1,59 @@
+"""Scoped float64: jaxmm computes in double precision without flipping JAX's global flag.
+
+Every public entry point runs its JAX work inside :func:`x64`, so a caller's own JAX code
+keeps its default dtype. Use it yourself when you call core functions directly.
+
+Example:
+    >>> import jax.numpy as jnp
+    >>> with x64():
+    ...     print(jnp.ones(2).dtype)
+    float64
+    >>> print(jnp.ones(2).dtype)
+    float32
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Iterator
+
+import jax
+
+
+@contextlib.contextmanager
+def x64() -> Iterator[None]:
+    """Context manager enabling 64-bit JAX types for the enclosed code only."""
+    if jax.config.jax_enable_x64:
+        yield
+        return
+    with jax.enable_x64(True):
+        yield
+
+
+_cache_done = False
+
+
+def enable_compilation_cache() -> None:
+    """Point JAX's persistent compilation cache at ``~/.cache/jaxmm/xla`` (once).
+
+    A second process fitting a model of the same shape then loads compiled code instead of
+    recompiling. Respects a cache directory the user already configured; disable with the
+    environment variable ``JAXMM_NO_COMPILATION_CACHE=1``.
+    """
+    global _cache_done
+    if _cache_done or os.environ.get("JAXMM_NO_COMPILATION_CACHE"):
+        return
+    _cache_done = True
+    if jax.config.jax_compilation_cache_dir:
+        return
+    path = os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "jaxmm", "xla"
+    )
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:
+        return
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

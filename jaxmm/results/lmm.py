@@ -1,0 +1,267 @@
+"""The fitted linear mixed model (lme4's ``merMod``): estimates, lazily derived quantities."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from functools import cached_property
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from ..core.devfun import DevFun
+from ..core.solve import Estimates, estimates_jit
+from ..covariance import Unstructured
+from ..errors import ConvergenceWarning, SingularFitWarning
+from ..optimize.lmm import OptSummary
+from ..precision import x64
+from . import ranef as _ranef
+from .varcorr import varcorr_frame
+
+
+class LinearMixedModel:
+    """A fitted linear mixed model. Build it with :func:`jaxmm.lmer`.
+
+    Example:
+        >>> import jaxmm
+        >>> m = jaxmm.lmer("Reaction ~ Days + (Days|Subject)", jaxmm.datasets.load("sleepstudy"))
+        >>> m.fixef.round(3).to_dict()
+        {'(Intercept)': 251.405, 'Days': 10.467}
+        >>> round(m.sigma, 3)
+        25.592
+    """
+
+    def __init__(self, design, devfun: DevFun, opt: OptSummary, *, data_name: str | None = None):
+        self.design = design
+        self.devfun = devfun
+        self.opt = opt
+        self.reml = devfun.reml
+        self.data_name = data_name
+        with x64():
+            est = estimates_jit(jnp.asarray(opt.theta), devfun.blocks, devfun.layout)
+            self._est: Estimates = jax.device_get(est)
+        if self.is_singular:
+            warnings.warn("boundary (singular) fit: see jaxmm's is_singular", SingularFitWarning, 2)
+        for w in opt.warnings:
+            warnings.warn(w, ConvergenceWarning, 2)
+
+    # ----- sizes and names -------------------------------------------------------------
+    @property
+    def formula(self) -> str:
+        return self.design.formula.text
+
+    @property
+    def nobs(self) -> int:
+        """Number of observations used (after dropping incomplete rows)."""
+        return int(self.design.y.shape[0])
+
+    @property
+    def n_dropped(self) -> int:
+        """Rows dropped because a used column had a missing value."""
+        return int(self.design.n_dropped_rows)
+
+    @property
+    def p(self) -> int:
+        return int(self.design.X.shape[1])
+
+    @property
+    def terms(self):
+        return self.design.terms
+
+    @property
+    def ngroups(self) -> dict[str, int]:
+        """Levels per grouping factor (one entry per distinct factor, lme4's order)."""
+        out: dict[str, int] = {}
+        for t in self.terms:
+            out.setdefault(t.group, t.nlevels)
+        return out
+
+    # ----- covariance parameters -------------------------------------------------------
+    @property
+    def theta_vector(self) -> np.ndarray:
+        """theta as a plain array (lme4's order)."""
+        return self.opt.theta.copy()
+
+    @cached_property
+    def theta(self) -> pd.Series:
+        """Relative covariance factor parameters, named as lme4's ``getME(m, "theta")``."""
+        names = []
+        for t in self.terms:
+            names += Unstructured(t.q).names(t.group, t.cnames)
+        return pd.Series(self.opt.theta, index=names, name="theta")
+
+    @property
+    def lower(self) -> np.ndarray:
+        """lme4's lower bounds of theta (0 on diagonals, -inf elsewhere)."""
+        return np.concatenate([Unstructured(t.q).lower for t in self.terms])
+
+    @cached_property
+    def _Ts(self) -> list[np.ndarray]:
+        out, start = [], 0
+        for t in self.terms:
+            cov = Unstructured(t.q)
+            out.append(cov.T_numpy(self.opt.theta[start : start + cov.n_theta]))
+            start += cov.n_theta
+        return out
+
+    @property
+    def is_singular(self) -> bool:
+        """lme4's isSingular: a diagonal of some T below 1e-4 (a boundary fit)."""
+        diag = np.concatenate([Unstructured(t.q).is_diag for t in self.terms])
+        return bool(np.any(self.opt.theta[diag] < 1e-4))
+
+    # ----- criterion -------------------------------------------------------------------
+    @property
+    def objective(self) -> float:
+        """The minimized criterion: REML criterion or ML deviance."""
+        return float(self.opt.fmin)
+
+    @property
+    def reml_criterion(self) -> float | None:
+        """REML criterion at convergence (REML fits), as lme4's ``REMLcrit``."""
+        return self.objective if self.reml else None
+
+    @property
+    def deviance(self) -> float | None:
+        """ML deviance (-2 log-likelihood) for ML fits; None for REML fits (use
+        ``reml_criterion``, or refit with ``reml=False``)."""
+        return None if self.reml else self.objective
+
+    @property
+    def loglik(self) -> float:
+        """Log-likelihood (the REML log-likelihood for REML fits, as lme4's logLik)."""
+        return -0.5 * self.objective
+
+    @property
+    def dof(self) -> int:
+        """Number of parameters: fixed effects + theta + sigma."""
+        return self.p + self.opt.theta.size + 1
+
+    @property
+    def aic(self) -> float:
+        return -2.0 * self.loglik + 2.0 * self.dof
+
+    @property
+    def bic(self) -> float:
+        return -2.0 * self.loglik + self.dof * math.log(self.nobs)
+
+    @property
+    def df_resid(self) -> int:
+        return self.nobs - self.dof
+
+    # ----- fixed effects ---------------------------------------------------------------
+    @property
+    def sigma(self) -> float:
+        """Residual standard deviation."""
+        denom = self.nobs - (self.p if self.reml else 0)
+        return float(np.sqrt(self._est.pwrss / denom))
+
+    @cached_property
+    def fixef(self) -> pd.Series:
+        """Fixed-effects estimates named as lme4 (``(Intercept)``, ``Drugb``, ``gr.L`` ...)."""
+        return pd.Series(np.asarray(self._est.beta), index=list(self.design.x_names), name="fixef")
+
+    @cached_property
+    def vcov(self) -> pd.DataFrame:
+        """Covariance matrix of the fixed effects, sigma^2 (RX RX')^{-1}."""
+        RX = np.asarray(self._est.RX)
+        Ri = np.linalg.inv(RX)
+        V = self.sigma**2 * (Ri.T @ Ri)
+        names = list(self.design.x_names)
+        return pd.DataFrame(V, index=names, columns=names)
+
+    @cached_property
+    def stderr(self) -> pd.Series:
+        """Standard errors of the fixed effects."""
+        return pd.Series(np.sqrt(np.diag(self.vcov.to_numpy())), index=self.fixef.index, name="stderr")
+
+    def coef_table(self) -> pd.DataFrame:
+        """Estimate, Std. Error and t value of each fixed effect (lme4's summary table)."""
+        return pd.DataFrame(
+            {"Estimate": self.fixef, "Std. Error": self.stderr, "t value": self.fixef / self.stderr}
+        )
+
+    # ----- variance components and random effects ---------------------------------------
+    def varcorr(self) -> pd.DataFrame:
+        """Variance components as ``as.data.frame(VarCorr(m))``: grp, var1, var2, vcov, sdcor.
+
+        Example:
+            >>> m = jaxmm.lmer("Yield ~ 1 + (1|Batch)", jaxmm.datasets.load("Dyestuff"))
+            >>> m.varcorr()[["grp", "sdcor"]].round(2).values.tolist()
+            [['Batch', 42.0], ['Residual', 49.51]]
+        """
+        covs = [self.sigma**2 * (T @ T.T) for T in self._Ts]
+        return varcorr_frame([t.group for t in self.terms], [t.cnames for t in self.terms], covs, self.sigma)
+
+    @cached_property
+    def _modes(self) -> list[np.ndarray]:
+        lay = self.devfun.layout
+        return _ranef.term_modes(self._est.u1, self._est.u_rest, self._Ts, lay, [t.nlevels for t in self.terms])
+
+    @cached_property
+    def _condcov(self) -> list[np.ndarray]:
+        return _ranef.cond_cov(
+            self._est, self.devfun.blocks, self.devfun.layout, self._Ts,
+            [t.nlevels for t in self.terms], self.sigma,
+        )
+
+    def ranef(self, condvar: bool = True) -> pd.DataFrame:
+        """Conditional modes as ``as.data.frame(ranef(m, condVar=TRUE))``:
+        grpvar, term, grp, condval, condsd (one row per level and column of each term)."""
+        frames = []
+        for k, t in enumerate(self.terms):
+            b = self._modes[k]
+            sd = np.sqrt(np.einsum("jcc->jc", self._condcov[k])) if condvar else None
+            for c, cname in enumerate(t.cnames):
+                frames.append(pd.DataFrame({
+                    "grpvar": t.group, "term": cname, "grp": list(t.levels),
+                    "condval": b[:, c],
+                    **({"condsd": sd[:, c]} if condvar else {}),
+                }))
+        return pd.concat(frames, ignore_index=True)
+
+    def ranef_dict(self) -> dict[str, pd.DataFrame]:
+        """Conditional modes per grouping factor, levels x columns (lme4's ``ranef(m)``)."""
+        out: dict[str, pd.DataFrame] = {}
+        for k, t in enumerate(self.terms):
+            df = pd.DataFrame(self._modes[k], index=list(t.levels), columns=list(t.cnames))
+            out[t.group] = pd.concat([out[t.group], df], axis=1) if t.group in out else df
+        return out
+
+    def coef(self) -> dict[str, pd.DataFrame]:
+        """Fixed plus random effects per level of each grouping factor (lme4's ``coef``)."""
+        out = {}
+        for g, re in self.ranef_dict().items():
+            df = pd.DataFrame(np.tile(self.fixef.to_numpy(), (len(re), 1)), index=re.index, columns=self.fixef.index)
+            for c in re.columns:
+                if c in df.columns:
+                    df[c] = df[c] + re[c]
+                else:
+                    df[c] = re[c]
+            out[g] = df
+        return out
+
+    # ----- fitted values -----------------------------------------------------------------
+    def fitted(self) -> np.ndarray:
+        """Fitted values X beta + Z b for the observations used."""
+        eta = self.design.X @ self.fixef.to_numpy()
+        for k, t in enumerate(self.terms):
+            eta = eta + np.einsum("ic,ic->i", t.Xt, self._modes[k][t.index])
+        return eta
+
+    def residuals(self, scaled: bool = False) -> np.ndarray:
+        """Response residuals y - fitted (divided by sigma when ``scaled``)."""
+        r = self.design.y - self.fitted()
+        return r / self.sigma if scaled else r
+
+    # ----- display -----------------------------------------------------------------------
+    def summary(self) -> str:
+        """lme4's ``summary(m)`` as text."""
+        from .summary import format_summary
+
+        return format_summary(self)
+
+    def __repr__(self) -> str:
+        return self.summary()

@@ -1,0 +1,110 @@
+"""lme4's ``summary(merMod)`` text layout."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+
+def _fmt(x: float, digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and np.isnan(x)):
+        return ""
+    return f"{x:.{digits}g}" if abs(x) < 1e5 else f"{x:.1f}"
+
+
+def abbreviate(name: str, minlength: int = 6) -> str:
+    """R's ``abbreviate``: drop lower-case vowels, then lower-case letters, from the end."""
+    if len(name) <= minlength:
+        return name
+    chars = list(name)
+    for pattern in ("[aeiou]", "[a-z]"):
+        i = len(chars) - 1
+        while len(chars) > minlength and i > 0:
+            if re.fullmatch(pattern, chars[i]) and chars[i - 1] != " ":
+                del chars[i]
+            i -= 1
+    return "".join(chars[:minlength]) if len(chars) > minlength else "".join(chars)
+
+
+def _table(header: list[str], rows: list[list[str]], left: int = 1) -> list[str]:
+    """Right-aligned columns except the first ``left`` ones (left-aligned)."""
+    cols = list(zip(*([header] + rows))) if rows else [[h] for h in header]
+    widths = [max(len(c) for c in col) for col in cols]
+    out = []
+    for row in [header] + rows:
+        cells = [c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))]
+        out.append(" ".join(cells).rstrip())
+    return out
+
+
+def random_effects_table(m) -> list[str]:
+    vc = m.varcorr()
+    rows = []
+    for grp in dict.fromkeys(vc["grp"]):
+        sub = vc[vc["grp"] == grp]
+        diag = sub[sub["var2"].isna()]
+        off = sub[sub["var2"].notna()]
+        names = list(diag["var1"]) if grp != "Residual" else [""]
+        for i, (_, r) in enumerate(diag.iterrows()):
+            corr = []
+            for j in range(i):
+                c = off[(off["var1"] == names[j]) & (off["var2"] == names[i])]
+                corr.append(f"{c['sdcor'].iloc[0]:.2f}" if len(c) else "")
+            rows.append([grp if i == 0 else "", names[i] or "", _fmt(r["vcov"]), _fmt(r["sdcor"])] + corr)
+    ncorr = max(len(r) for r in rows) - 4
+    header = ["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] + [""] * (ncorr - 1) if ncorr > 0 else [])
+    rows = [r + [""] * (len(header) - len(r)) for r in rows]
+    return [" " + line for line in _table(header, rows, left=2)]
+
+
+def fixed_effects_table(m) -> list[str]:
+    tab = m.coef_table()
+    rows = [[name] + [f"{v:.4g}" if abs(v) < 1e6 else f"{v:.4e}" for v in tab.loc[name]] for name in tab.index]
+    return _table([""] + list(tab.columns), rows)
+
+
+def correlation_table(m) -> list[str]:
+    V = m.vcov.to_numpy()
+    if V.shape[0] < 2:
+        return []
+    sd = np.sqrt(np.diag(V))
+    C = V / np.outer(sd, sd)
+    names = list(m.vcov.index)
+    short = [abbreviate(n) for n in names]
+    rows = [[names[i]] + [f"{C[i, j]:.3f}" for j in range(i)] + [""] * (len(names) - 1 - i) for i in range(1, len(names))]
+    return ["Correlation of Fixed Effects:"] + _table([""] + short[:-1], rows)
+
+
+def format_summary(m) -> str:
+    """The full summary text of a fitted LinearMixedModel."""
+    kind = "REML" if m.reml else "maximum likelihood "
+    lines = [f"Linear mixed model fit by {kind} ['lmerMod']", f"Formula: {m.formula}"]
+    if m.data_name:
+        lines.append(f"   Data: {m.data_name}")
+    lines.append("")
+    if m.reml:
+        lines.append(f"REML criterion at convergence: {m.objective:.1f}")
+    else:
+        vals = [m.aic, m.bic, m.loglik, m.deviance, m.df_resid]
+        lines += _table(["AIC", "BIC", "logLik", "deviance", "df.resid"],
+                        [[f"{v:.1f}" for v in vals[:4]] + [str(vals[4])]], left=0)
+    lines += ["", "Scaled residuals: "]
+    q = np.quantile(m.residuals(scaled=True), [0, 0.25, 0.5, 0.75, 1])
+    lines += _table(["Min", "1Q", "Median", "3Q", "Max"], [[f"{v:.4f}" for v in q]], left=0)
+    lines += ["", "Random effects:"] + random_effects_table(m)
+    groups = ", ".join(f"{g}, {n}" for g, n in m.ngroups.items())
+    lines.append(f"Number of obs: {m.nobs}, groups:  {groups}")
+    if m.n_dropped:
+        lines.append(f"({m.n_dropped} observations deleted due to missingness)")
+    lines += ["", "Fixed effects:"] + fixed_effects_table(m)
+    corr = correlation_table(m)
+    if corr:
+        lines += [""] + corr
+    opt = m.opt
+    lines += ["", f"optimizer: {opt.n_iter} iterations, {opt.n_eval} evaluations, max|grad| {opt.max_grad:.2g}"]
+    if m.is_singular:
+        lines.append("boundary (singular) fit: see is_singular")
+    for w in opt.warnings:
+        lines.append(f"Warning: {w}")
+    return "\n".join(lines)
