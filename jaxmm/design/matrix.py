@@ -1,0 +1,162 @@
+"""Materialize one formula part (fixed effects, or a random term's left-hand side) with
+formulaic and R's rules, returning the matrix, R's column names and the formulaic
+``ModelSpec`` that rebuilds it on new data.
+
+Example:
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"x": [1.0, 2.0, 3.0], "g": pd.Categorical(["a", "b", "a"])})
+    >>> b = materialize("1 + x + g", df)
+    >>> b.names, b.matrix.shape
+    (('(Intercept)', 'x', 'gb'), (3, 3))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError, FormulaError
+from .materializer import RMaterializer
+from .naming import r_column_names
+from .transforms import CONTEXT
+
+__all__ = ["Block", "materialize", "rematerialize", "variable_order", "required_columns"]
+
+
+@dataclass(frozen=True, eq=False)
+class Block:
+    """A materialized formula part.
+
+    Attributes:
+        matrix: float64 (n, k).
+        names: R's column names.
+        spec: formulaic's ``ModelSpec`` (``None`` for the intercept-only shortcut).
+    """
+
+    matrix: np.ndarray
+    names: tuple[str, ...]
+    spec: Any
+
+
+def _formula(rhs: str, ordering: str = "degree") -> Any:
+    from formulaic import Formula
+
+    try:
+        return Formula(rhs, _ordering=ordering)
+    except Exception as e:
+        raise FormulaError(f"cannot parse {rhs!r}: {e}") from e
+
+
+def variable_order(rhs: str) -> tuple[str, ...]:
+    """Factor expressions in order of first appearance (R's ``variables`` order).
+
+    Example:
+        >>> variable_order("1 + a + b + b:a + c:a")
+        ('a', 'b', 'c')
+    """
+    order: dict[str, None] = {}
+    for term in _formula(rhs, ordering="none"):
+        for factor in term.factors:
+            if factor.expr not in ("1", "0"):
+                order.setdefault(factor.expr)
+    return tuple(order)
+
+
+_CONSTANTS = {"pi", "inf", "True", "False", "None"}
+
+
+def _names_in(expr: str) -> list[str]:
+    """Variables read by a Python expression: names not called and not module roots."""
+    import ast
+
+    try:
+        tree = ast.parse(expr, mode="eval")
+    except SyntaxError:
+        return [expr]
+    skip = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            skip.add(id(node.func))
+        elif isinstance(node, ast.Attribute):
+            root = node.value
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            skip.add(id(root))
+    names = [n for n in ast.walk(tree) if isinstance(n, ast.Name) and id(n) not in skip]
+    return [n.id for n in sorted(names, key=lambda n: n.col_offset)]
+
+
+def required_columns(rhs: str) -> list[str]:
+    """Data variables a formula part reads, in order of appearance: not functions
+    (``log``), modules (``np.``) or constants (``pi``).
+
+    Example:
+        >>> required_columns("1 + log(x) + I(z**2) + scale(w) + x:v")
+        ['x', 'z', 'w', 'v']
+    """
+    out: dict[str, None] = {}
+    for term in _formula(rhs, ordering="none"):
+        for factor in term.factors:
+            method = factor.eval_method.value
+            if method == "lookup":
+                out.setdefault(factor.expr)
+            elif method == "python":
+                for name in _names_in(factor.expr):
+                    if name not in _CONSTANTS:
+                        out.setdefault(name)
+    return list(out)
+
+
+def _run(rhs_or_spec: Any, frame: pd.DataFrame, order: tuple[str, ...]) -> Any:
+    mat = RMaterializer(frame, context=CONTEXT, variable_order=order)
+    try:
+        with np.errstate(all="ignore"):  # non-finite results are reported by the caller
+            return mat.get_model_matrix(rhs_or_spec, output="numpy", na_action="ignore")
+    except (DataError, FormulaError):
+        raise
+    except Exception as e:
+        raise DataError(f"cannot evaluate the formula terms {str(rhs_or_spec)!r}: {e}") from e
+
+
+def materialize(rhs: str, frame: pd.DataFrame,
+                full_frame: Callable[[], pd.DataFrame] | None = None) -> Block:
+    """Build the model matrix of ``rhs`` (formulaic syntax) on the cleaned ``frame``.
+
+    Stateful transforms (``scale(x)``, ``poly(x, 2)``) learn their state from
+    ``full_frame()`` if given: R evaluates them before dropping incomplete rows.
+    """
+    n = len(frame)
+    if " ".join(rhs.split()) in ("1", "1 + 1"):
+        return Block(np.ones((n, 1)), ("(Intercept)",), None)
+    from formulaic import ModelSpec
+
+    formula = _formula(rhs)
+    order = variable_order(rhs)
+    mm = _run(formula, frame, order)
+    if mm.model_spec.transform_state and full_frame is not None:
+        try:
+            state = _run(formula, full_frame(), order).model_spec.transform_state
+        except DataError:  # the full data cannot be evaluated: keep the complete rows' state
+            state = None
+        if state is not None:
+            mm = _run(ModelSpec.from_spec(formula, transform_state=state), frame, order)
+    spec = mm.model_spec
+    matrix = np.ascontiguousarray(np.asarray(mm, dtype=np.float64).reshape(n, -1))
+    return Block(matrix, tuple(r_column_names(spec)), spec)
+
+
+def rematerialize(block_spec: Any, frame: pd.DataFrame) -> np.ndarray:
+    """The same columns as a ``Block`` with ``block_spec``, on new (cleaned) data."""
+    n = len(frame)
+    if block_spec is None:
+        return np.ones((n, 1))
+    mat = RMaterializer(frame, context=CONTEXT, **(block_spec.materializer_params or {}))
+    try:
+        mm = mat.get_model_matrix(block_spec, output="numpy", na_action="ignore")
+    except Exception as e:
+        raise DataError(f"cannot build the model matrix on the new data: {e}") from e
+    return np.ascontiguousarray(np.asarray(mm, dtype=np.float64).reshape(n, -1))
