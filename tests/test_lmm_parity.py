@@ -130,4 +130,5 @@ def test_large_modes_subset(model_id):
     scale = np.max(np.abs(rr.condval.to_numpy()))
     tol = 5e-4 if model_id in UNCONVERGED_LME4 else 1e-4
     assert np.max(np.abs(r.condval.to_numpy() - rr.condval.to_numpy())) < tol * scale
-    assert rel(r.condsd.to_numpy(), rr.condsd.to_numpy()) < 1e-3
+    if "condsd" in rr:  # lme4 skipped condVar on InstEval
+        assert rel(r.condsd.to_numpy(), rr.condsd.to_numpy()) < 1e-3

@@ -4,7 +4,7 @@ Example:
     >>> import jaxmm, jax.numpy as jnp
     >>> d = jaxmm.lformula("Yield ~ 1 + (1|Batch)", jaxmm.datasets.load("Dyestuff"))
     >>> f = jaxmm.mk_devfun(d, reml=True)
-    >>> round(f([0.7525]), 3)
+    >>> round(f([0.8483]), 3)
     319.654
 """
 

@@ -45,7 +45,7 @@ def objective(theta: jnp.ndarray, blocks: Blocks, layout: Layout, reml: bool = T
         >>> d = m.devfun
         >>> with jaxmm.x64():
         ...     g = jax.grad(objective)(jnp.asarray(m.theta_vector), d.blocks, d.layout, True)
-        >>> bool(abs(g).max() < 1e-3)
+        ...     print(bool(abs(g).max() < 1e-3))
         True
     """
     part = partial_factor(theta, blocks, layout)

@@ -13,7 +13,7 @@ Example:
     >>> df = jaxmm.datasets.load("sleepstudy")
     >>> df.shape
     (180, 3)
-    >>> list(df["Subject"].cat.categories[:3])
+    >>> df["Subject"].cat.categories[:3].tolist()
     ['308', '309', '310']
 """
 

@@ -1,0 +1,123 @@
+"""Run one fresh Python process and measure it: wall time, peak resident memory, JSON output.
+
+Peak memory is the child's own ``ru_maxrss`` as returned by ``os.wait4`` for that pid (JAX
+and the peers allocate natively, so tracemalloc would miss most of it;
+``getrusage(RUSAGE_CHILDREN)`` is the maximum over *all* children so far, so we take the
+per-child figure from ``wait4`` instead). The child reports results as JSON lines on stdout;
+every line it managed to print is kept even when it hits the timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ChildResult:
+    returncode: int | None
+    wall_s: float
+    maxrss_mib: float | None
+    timed_out: bool
+    records: list[dict] = field(default_factory=list)
+    stderr_tail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out
+
+    def last(self, key: str, default=None):
+        """The value of ``key`` in the last JSON record that has it."""
+        for rec in reversed(self.records):
+            if key in rec:
+                return rec[key]
+        return default
+
+    def failure(self) -> str:
+        """Short reason why the child did not finish cleanly."""
+        if self.timed_out:
+            return "timeout"
+        lines = [ln for ln in self.stderr_tail.strip().splitlines() if ln.strip()]
+        return f"failed (rc {self.returncode}): {lines[-1][:120] if lines else 'no stderr'}"
+
+
+def run_child(args: list[str], env: dict[str, str], timeout: float, cwd: str | None = None
+              ) -> ChildResult:
+    """Run ``[sys.executable, *args]``; wall time covers interpreter start to exit."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, *args], stdout=out, stderr=err, env=env,
+                                cwd=cwd, start_new_session=True)
+        waited: dict = {}
+
+        def reap():  # blocks until the child exits; wait4 gives that child's own rusage
+            _, status, usage = os.wait4(proc.pid, 0)
+            waited.update(t=time.perf_counter(), status=status, usage=usage)
+
+        reaper = threading.Thread(target=reap, daemon=True)
+        reaper.start()
+        reaper.join(timeout)
+        timed_out = reaper.is_alive()
+        if timed_out:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # the child's own session only
+            except ProcessLookupError:
+                pass
+            reaper.join()
+        proc.returncode = os.waitstatus_to_exitcode(waited["status"])  # keep Popen quiet
+        wall = waited["t"] - t0
+        out.seek(0)
+        err.seek(0)
+        records = []
+        for line in out.read().splitlines():
+            line = line.strip()
+            if line.startswith("{"):
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError:
+                    pass
+        return ChildResult(
+            returncode=proc.returncode,
+            wall_s=wall,
+            maxrss_mib=waited["usage"].ru_maxrss / 1024,  # Linux reports KiB
+            timed_out=timed_out,
+            records=records,
+            stderr_tail=err.read()[-4000:],
+        )
+
+
+#: Code for a cold jaxmm fit, run as ``python -c``: import, load data, fit, report.
+COLD_FIT = """\
+import json, time
+t0 = time.perf_counter()
+import jaxmm
+t1 = time.perf_counter()
+df = jaxmm.datasets.load({dataset!r})
+t2 = time.perf_counter()
+m = jaxmm.lmer({formula!r}, df, reml=True)
+t3 = time.perf_counter()
+print(json.dumps({{"import_s": t1 - t0, "load_s": t2 - t1, "fit_s": t3 - t2,
+                  "objective": m.objective, "n_eval": m.opt.n_eval}}), flush=True)
+"""
+
+
+def cold_jaxmm(dataset: str, formula: str, env: dict[str, str], timeout: float,
+               cwd: str | None = None) -> ChildResult:
+    """One fresh-process jaxmm fit (import + data + compile or cache load + fit)."""
+    code = COLD_FIT.format(dataset=dataset, formula=formula)
+    return run_child(["-c", code], env, timeout, cwd=cwd)
+
+
+def cache_entries(cache_home: str) -> int:
+    """Number of files jaxmm's persistent compilation cache holds under ``cache_home``."""
+    n = 0
+    for _, _, files in os.walk(os.path.join(cache_home, "jaxmm", "xla")):
+        n += len(files)
+    return n
