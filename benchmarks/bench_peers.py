@@ -27,7 +27,7 @@ import time
 import warnings
 
 from bench_models import MODELS, Model
-from bench_subprocess import run_child
+from bench_subprocess import peak_rss_mib, run_child
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PEERS = ("mixedlm", "statsmodels")
@@ -79,12 +79,12 @@ def worker(peer: str, key: str, data_pickle: str, repeats: int, budget_s: float)
         crit, conv, n_eval = fit()
         emit(event="first", time_s=time.perf_counter() - t0, criterion=crit,
              converged=conv, n_eval=n_eval)
-    msgs = sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0][:100]}"
+    msgs = sorted({f"{w.category.__name__}: {(str(w.message).splitlines() or [''])[0][:100]}"
                    for w in caught})
     if msgs:
         emit(warnings=msgs)
     spent = 0.0
-    for _ in range(repeats):
+    for i in range(repeats):  # same stopping rule as bench_env.time_repeats
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -92,8 +92,9 @@ def worker(peer: str, key: str, data_pickle: str, repeats: int, budget_s: float)
         dt = time.perf_counter() - t0
         spent += dt
         emit(event="warm", time_s=dt)
-        if spent > budget_s:
+        if spent > budget_s and i + 1 >= min(3, repeats):
             break
+    emit(peak_rss_mib=peak_rss_mib())
 
 
 # ---------------------------------------------------------------- launcher (parent)
@@ -115,7 +116,7 @@ def run_peer(peer: str, model: Model, data_pickle: str, repeats: int, budget_s: 
     first = [r for r in res.records if r.get("event") == "first"]
     warm = [r["time_s"] for r in res.records if r.get("event") == "warm"]
     out = {
-        "maxrss_mib": res.maxrss_mib,
+        "peak_rss_mib": res.peak_rss_mib,
         "wall_s": res.wall_s,
         "warnings": res.last("warnings", []),
     }
@@ -128,7 +129,7 @@ def run_peer(peer: str, model: Model, data_pickle: str, repeats: int, budget_s: 
         out.update(status="ok", short="ok")
     elif res.timed_out:
         done = f", {len(warm)} warm fit(s) done" if first else ", no fit finished"
-        out.update(status=f"timeout ({timeout_s:.0f} s cap{done})", short="timeout")
+        out.update(status=f"timeout ({timeout_s:g} s cap{done})", short="timeout")
     else:
         out.update(status=res.failure(), short="failed")
     return out

@@ -36,8 +36,9 @@ from .errors import (
     SingularFitWarning,
 )
 from .formula import parse_formula
-from .lmer import lformula, lmer, mk_devfun
+from .pipeline import lformula, lmer, mk_devfun
 from .optimize.lmm import OptSummary, optimize_lmm
+from .optimize.start import moment_start
 from .precision import x64
 from .results.lmm import LinearMixedModel
 
@@ -48,6 +49,7 @@ __all__ = [
     "lformula",
     "mk_devfun",
     "optimize_lmm",
+    "moment_start",
     "LinearMixedModel",
     "DevFun",
     "OptSummary",

@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "datasets":
         print("\n".join(datasets.list()))
         return 0
-    from .lmer import lmer
+    from .pipeline import lmer
 
     try:
         df, name = read_data(args.data)

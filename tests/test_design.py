@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import warnings
 from functools import lru_cache
 from pathlib import Path
@@ -339,21 +338,3 @@ def test_spec_new_levels() -> None:
         hr.spec.fixed_matrix(new)
     with pytest.raises(ColumnNotFoundError, match="'Time'"):
         hr.spec.fixed_matrix(new.drop(columns="Time"))
-
-
-# ---------------------------------------------------------------- speed
-
-
-@pytest.mark.parametrize("name", ["star", "insteval"])
-def test_setup_is_fast(name: str) -> None:
-    fx = fixture(name)
-    df = load(fx["dataset"])
-    build_design(fx["formula"], df)
-    best = np.inf
-    for _ in range(3):
-        t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            build_design(fx["formula"], df)
-        best = min(best, time.perf_counter() - t0)
-    assert best < 0.5, f"build_design({name}) took {best:.3f}s"

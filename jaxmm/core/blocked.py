@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 from jax import ops
 
@@ -70,34 +71,42 @@ def scale_both(U: jnp.ndarray, layout: Layout, Ts_rest) -> jnp.ndarray:
 
 
 def term1(theta1: jnp.ndarray, D1: jnp.ndarray, q1: int):
-    """Factor term 1's blocks: T1, L11 = chol(T1' D1 T1 + I), C = T1 M^{-1} T1', log det."""
+    """Factor term 1's blocks: T1, L11 = chol(T1' D1 T1 + I), G = T1 L11^{-T},
+    C = G G' = T1 M^{-1} T1', and the log determinant."""
     T1 = T_of(theta1, q1)
     M = jnp.einsum("ba,jbc,cd->jad", T1, D1, T1) + jnp.eye(q1, dtype=theta1.dtype)
     L11 = small.chol(M)
-    G = jnp.einsum("ab,jcb->jac", T1, small.tril_inv(L11))  # T1 L11^{-T}
+    G = jnp.einsum("ab,jcb->jac", T1, small.tril_inv(L11))
     C = jnp.einsum("jac,jbc->jab", G, G)
-    return T1, L11, C, small.logdiag2(L11)
+    return T1, L11, G, C, small.logdiag2(L11)
 
 
 def partial_factor(theta: jnp.ndarray, blocks: Blocks, layout: Layout) -> Partial:
     """Factor term 1 and build the lower triangle of the rest block's Schur complement."""
     thetas = split_theta(theta, layout)
-    T1, L11, C, logdet1 = term1(thetas[0], blocks.D1, layout.q1)
+    T1, L11, G, C, logdet1 = term1(thetas[0], blocks.D1, layout.q1)
     Ts_rest = tuple(T_of(t, q) for t, q in zip(thetas[1:], layout.qs[1:]))
     r, rz = layout.r, layout.rz
 
-    # sum_j K_j C_j K_j' in the unscaled space, lower triangle only.
-    xx = jnp.einsum("jck,jcd,jdl->kl", blocks.C1, C, blocks.C1)  # (p+1, p+1)
-    U = blocks.A.at[rz:, rz:].add(-xx)
+    # sum_j K_j C_j K_j' in the unscaled space, lower triangle only: Z rows from the
+    # sparse pairs, then the dense [X y] rows (cross with Z, then with [X y]).
+    # C_j = G_j G_j', so sum_j C1_j' C_j C1_j = Wxy' Wxy with Wxy_j = G_j' C1_j: one GEMM.
+    Wxy = jnp.einsum("jca,jck->jak", G, blocks.C1)  # (l1, q1, p+1)
+    Wflat = Wxy.reshape(-1, Wxy.shape[-1])
+    xx = Wflat.T @ Wflat  # (p+1, p+1)
     if blocks.el_row.shape[0]:
         zz = jnp.einsum("pcd,pcd->p", blocks.pair_v, C[blocks.pair_j])
-        U = U - ops.segment_sum(
-            zz, blocks.pair_t, num_segments=r * r + 1, indices_are_sorted=True
-        )[: r * r].reshape(r, r)
-        xz = jnp.einsum("ec,ecd,edk->ke", blocks.el_B, C[blocks.el_j], blocks.C1[blocks.el_j])
-        xz = ops.segment_sum(xz.T, blocks.el_row, num_segments=rz)  # (rz, p+1)
-        U = U.at[rz:, :rz].add(-xz.T)
+        zz = ops.segment_sum(zz, blocks.pair_t, num_segments=rz * r + 1, indices_are_sorted=True)
+        v = jnp.einsum("ec,eca->ea", blocks.el_B, G[blocks.el_j])  # G_j' B_e
+        xz = jnp.einsum("ea,eak->ek", v, Wxy[blocks.el_j])
+        xz = ops.segment_sum(xz, blocks.el_row, num_segments=rz)  # (rz, p+1)
+        bottom = jnp.concatenate([xz.T, xx], axis=1)
+        update = jnp.concatenate([zz[: rz * r].reshape(rz, r), bottom], axis=0)
+    else:
+        update = jnp.zeros((r, r), theta.dtype).at[rz:, rz:].set(xx)
 
-    zmask = (jnp.arange(r) < rz).astype(theta.dtype)
-    S = scale_both(U, layout, Ts_rest) + jnp.diag(zmask)
+    ii = jax.lax.broadcasted_iota(jnp.int32, (r, r), 0)
+    jj = jax.lax.broadcasted_iota(jnp.int32, (r, r), 1)
+    eye_z = ((ii == jj) & (ii < rz)).astype(theta.dtype)
+    S = scale_both(blocks.A - update, layout, Ts_rest) + eye_z
     return Partial(L11=L11, C=C, logdet1=logdet1, S=S, Ts=(T1,) + Ts_rest)

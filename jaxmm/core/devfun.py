@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..precision import x64
+from ..precision import compute, x64
 from .layout import Blocks, Layout
 from .objective import hessian, objective, objective_jit, value_and_grad
 
@@ -41,18 +41,18 @@ class DevFun:
         return DevFun(layout=layout, blocks=jblocks, reml=reml)
 
     def __call__(self, theta) -> float:
-        with x64():
+        with compute():
             return float(objective_jit(jnp.asarray(theta, jnp.float64), self.blocks, self.layout, self.reml))
 
     def value_and_grad(self, theta) -> tuple[float, np.ndarray]:
         """Objective and its exact gradient (autodiff)."""
-        with x64():
+        with compute():
             f, g = value_and_grad(jnp.asarray(theta, jnp.float64), self.blocks, self.layout, self.reml)
             return float(f), np.asarray(g)
 
     def hessian(self, theta) -> np.ndarray:
         """Exact Hessian of the objective (forward-over-reverse autodiff)."""
-        with x64():
+        with compute():
             return np.asarray(hessian(jnp.asarray(theta, jnp.float64), self.blocks, self.layout, self.reml))
 
     def pure(self):

@@ -110,7 +110,7 @@ def crossproducts(
     else:
         el_row = el_j = el_blk = np.zeros(0, np.int32)
         el_B = np.zeros((0, q1))
-    pair_j, pair_v, pair_t = _pairs(el_row, el_j, el_B, el_blk, r, pad)
+    pair_j, pair_v, pair_t = _pairs(el_row, el_j, el_B, el_blk, r, rz, pad)
     Nz = bucket(el_row.size) if pad else el_row.size
     el_row, el_j, el_B = _pad(el_row, Nz), _pad(el_j, Nz), _pad(el_B, Nz)
 
@@ -125,7 +125,7 @@ def crossproducts(
     return layout, blocks
 
 
-def _pairs(el_row, el_j, el_B, el_blk, r, pad):
+def _pairs(el_row, el_j, el_B, el_blk, r, rz, pad):
     """Pairs of elements sharing a term-1 level, sorted by target.
 
     Only the lower triangle of the rest block is needed, except inside one level's q x q
@@ -150,7 +150,7 @@ def _pairs(el_row, el_j, el_B, el_blk, r, pad):
     a, b, t = a[srt], b[srt], t[srt]
     v = el_B[a][:, :, None] * el_B[b][:, None, :]
     P = bucket(a.size) if pad else a.size
-    return _pad(el_j[a], P).astype(np.int32), _pad(v, P), _pad(t, P, r * r)
+    return _pad(el_j[a], P).astype(np.int32), _pad(v, P), _pad(t, P, rz * r)
 
 
 def _rest_block(XY, rest, rest_layout, rz_real, rz, p) -> np.ndarray:

@@ -1,32 +1,110 @@
 """lme4's ``optimizeLmer``: minimize the profiled criterion over theta, then check the optimum.
 
-The fit is one jit-compiled loop (L-BFGS on unconstrained theta). Afterwards, on the host:
-column signs of each T are normalized, diagonals that are numerically zero are set to zero
-exactly when that does not raise the criterion (a boundary, i.e. singular, fit), and
-convergence is checked with the exact gradient and Hessian over the free parameters.
+One jit-compiled program does it all (one dispatch, one compile, vmappable):
+L-BFGS on unconstrained theta; column signs of each T normalized so diagonals are >= 0;
+diagonals that are numerically zero set to exactly zero when that does not raise the
+criterion (a boundary, i.e. singular, fit); then the exact gradient and Hessian at the
+optimum for the convergence checks, and the conditional estimates there. For large dense
+blocks the Hessian is taken by forward differences of the exact gradient (``exact_hessian``
+False), which costs n_theta gradients instead of forward-over-reverse through a large
+Cholesky factor (1 s on InstEval); :meth:`jaxmm.DevFun.hessian` always gives the autodiff one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import partial
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..core.blocked import T_of
 from ..core.devfun import DevFun
-from ..core.layout import Blocks, Layout
+from ..core.layout import Blocks, Layout, split_theta
 from ..core.objective import objective
-from ..covariance import Unstructured
-from ..precision import x64
-from .lbfgs import STATUS_MESSAGES, minimize
+from ..core.solve import Estimates, estimates
+from ..covariance import Unstructured, tril_colmajor
+from ..precision import compute
+from .lbfgs import STATUS_MESSAGES, Solution, minimize
+
+#: Dense blocks at least this large get the finite-difference-of-exact-gradient Hessian.
+EXACT_HESSIAN_MAX_R = 512
+SINGULAR_TOL = 1e-4
 
 
-@partial(jax.jit, static_argnames=("layout", "reml", "maxiter"))
-def fit_theta(theta0, blocks: Blocks, layout: Layout, reml: bool, maxiter: int = 1000, gtol=1e-7):
-    """Jit-compiled L-BFGS fit of theta (vmappable over theta0 and the y-dependent blocks)."""
-    return minimize(lambda t: objective(t, blocks, layout, reml), theta0, maxiter=maxiter, gtol=gtol)
+class FitResult(NamedTuple):
+    """Everything the fitting program returns (a pytree)."""
+
+    solution: Solution
+    theta: jnp.ndarray
+    fun: jnp.ndarray
+    grad: jnp.ndarray
+    hessian: jnp.ndarray
+    boundary: jnp.ndarray  # bool per theta: set to exactly zero
+    estimates: Estimates
+
+
+def default_theta0(layout: Layout) -> np.ndarray:
+    """lme4's start: every T = I."""
+    return np.concatenate([Unstructured(q).theta0() for q in layout.qs])
+
+
+def diag_mask(layout: Layout) -> np.ndarray:
+    return np.concatenate([Unstructured(q).is_diag for q in layout.qs])
+
+
+def normalize_signs(theta: jnp.ndarray, layout: Layout) -> jnp.ndarray:
+    """Flip column signs so every diagonal of every T is >= 0 (same criterion)."""
+    out = []
+    for th, q in zip(split_theta(theta, layout), layout.qs):
+        T = T_of(th, q)
+        T = T * jnp.where(jnp.diagonal(T) < 0, -1.0, 1.0)[None, :]
+        rows, cols = tril_colmajor(q)
+        out.append(T[rows, cols])
+    return jnp.concatenate(out)
+
+
+def _fd_hessian(grad_fn, theta: jnp.ndarray, g: jnp.ndarray) -> jnp.ndarray:
+    """Forward differences of the exact gradient (``g`` at ``theta``), steps scaled to each
+    parameter, symmetrized.
+
+    The n_theta gradients run one after another (``lax.map``), not vmapped: two batched
+    LAPACK Choleskys running concurrently on XLA's CPU thread pool can deadlock it.
+    """
+    h = 1e-5 * jnp.maximum(jnp.abs(theta), 0.1)
+    G = jax.lax.map(grad_fn, theta[None, :] + jnp.diag(h))
+    H = (G - g[None, :]) / h[:, None]
+    return 0.5 * (H + H.T)
+
+
+@partial(jax.jit, static_argnames=("layout", "reml", "maxiter", "exact_hessian"))
+def fit_program(
+    theta0, blocks: Blocks, layout: Layout, reml: bool, maxiter: int = 1000,
+    gtol=1e-7, exact_hessian: bool = True,
+) -> FitResult:
+    """Fit theta, snap the boundary, and evaluate gradient, Hessian and estimates there."""
+    fun = lambda t: objective(t, blocks, layout, reml)  # noqa: E731
+    sol = minimize(fun, theta0, maxiter=maxiter, gtol=gtol)
+    theta = normalize_signs(sol.x, layout)
+    diag = jnp.asarray(diag_mask(layout))
+    tiny = diag & (jnp.abs(theta) < SINGULAR_TOL)
+    snapped = jnp.where(tiny, 0.0, theta)
+    # Evaluate only when there is something to snap (lax.cond runs one branch).
+    f_snap = jax.lax.cond(jnp.any(tiny), fun, lambda t: jnp.inf * jnp.ones((), t.dtype), snapped)
+    accept = f_snap <= sol.fun + 1e-10 * jnp.maximum(1.0, jnp.abs(sol.fun))
+    theta = jnp.where(accept, snapped, theta)
+    # The optimizer's gradient is still valid unless a column sign flipped or we snapped.
+    changed = accept | jnp.any(theta != sol.x)
+    f, g = jax.lax.cond(
+        changed, jax.value_and_grad(fun), lambda t: (sol.fun, sol.grad), theta
+    )
+    H = jax.hessian(fun)(theta) if exact_hessian else _fd_hessian(jax.grad(fun), theta, g)
+    return FitResult(
+        solution=sol, theta=theta, fun=f, grad=g, hessian=H,
+        boundary=tiny & accept, estimates=estimates(theta, blocks, layout),
+    )
 
 
 @dataclass
@@ -45,36 +123,61 @@ class OptSummary:
     converged: bool
     boundary: list[int] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    hessian: np.ndarray | None = None
+    hessian_method: str = "autodiff"
     optimizer: str = "L-BFGS (optax, zoom line search), unconstrained theta"
 
 
-def default_theta0(layout: Layout) -> np.ndarray:
-    return np.concatenate([Unstructured(q).theta0() for q in layout.qs])
+def check_convergence(res: FitResult, grad_tol: float = 2e-3) -> tuple[float, float, list[str]]:
+    """lme4's checks: the gradient (scaled by the Hessian) is small and the Hessian over the
+    free parameters is positive definite."""
+    g, H = np.asarray(res.grad), np.asarray(res.hessian)
+    free = np.flatnonzero(~np.asarray(res.boundary))
+    gfree, Hf = g[free], H[np.ix_(free, free)]
+    max_grad = float(np.max(np.abs(gfree))) if free.size else 0.0
+    min_eig = float(np.min(np.linalg.eigvalsh(Hf))) if free.size else 0.0
+    warnings = []
+    status = int(res.solution.status)
+    if status >= 2:
+        warnings.append(f"optimizer: {STATUS_MESSAGES[status]} ({int(res.solution.n_iter)} iterations)")
+    try:
+        rel_grad = float(np.max(np.abs(np.linalg.solve(Hf, gfree)))) if free.size else 0.0
+    except np.linalg.LinAlgError:
+        rel_grad = max_grad
+    if not np.isfinite(max_grad) or min(rel_grad, max_grad) > grad_tol:
+        warnings.append(f"Model failed to converge with max|grad| = {max_grad:.3g} (tol = {grad_tol:g})")
+    if free.size and not min_eig > 0:
+        warnings.append(
+            "Model is nearly unidentifiable: the Hessian of the criterion is not positive "
+            f"definite at the optimum (smallest eigenvalue {min_eig:.3g})"
+        )
+    return max_grad, min_eig, warnings
 
 
-def diag_mask(layout: Layout) -> np.ndarray:
-    return np.concatenate([Unstructured(q).is_diag for q in layout.qs])
+def run_fit(devfun: DevFun, theta0=None, *, maxiter: int = 1000, gtol: float = 1e-7) -> tuple[FitResult, OptSummary]:
+    """Run :func:`fit_program` for one model; return its raw result and the summary."""
+    layout, blocks, reml = devfun.layout, devfun.blocks, devfun.reml
+    th0 = default_theta0(layout) if theta0 is None else np.asarray(theta0, float)
+    if th0.shape != (layout.n_theta,):
+        raise ValueError(f"start must have {layout.n_theta} values (theta, lme4's order), got {th0.shape}")
+    exact = layout.r < EXACT_HESSIAN_MAX_R
+    with compute():
+        res = fit_program(jnp.asarray(th0), blocks, layout, reml, maxiter, gtol, exact)
+        res = jax.device_get(res)
+    max_grad, min_eig, warnings = check_convergence(res)
+    sol = res.solution
+    opt = OptSummary(
+        theta0=th0, theta=np.asarray(res.theta), fmin=float(res.fun), n_iter=int(sol.n_iter),
+        n_eval=int(sol.n_eval), status=int(sol.status), message=STATUS_MESSAGES[int(sol.status)],
+        max_grad=max_grad, hessian_min_eig=min_eig, converged=not warnings,
+        boundary=[int(i) for i in np.flatnonzero(res.boundary)], warnings=warnings,
+        hessian=np.asarray(res.hessian),
+        hessian_method="autodiff" if exact else "forward differences of the autodiff gradient",
+    )
+    return res, opt
 
 
-def normalize_theta(theta: np.ndarray, layout: Layout) -> np.ndarray:
-    """Flip column signs so every diagonal of every T is >= 0 (same criterion)."""
-    out, start = [], 0
-    for q in layout.qs:
-        cov = Unstructured(q)
-        out.append(cov.normalize(theta[start : start + cov.n_theta]))
-        start += cov.n_theta
-    return np.concatenate(out)
-
-
-def optimize_lmm(
-    devfun: DevFun,
-    theta0: np.ndarray | None = None,
-    *,
-    maxiter: int = 1000,
-    gtol: float = 1e-7,
-    grad_tol: float = 2e-3,
-    singular_tol: float = 1e-4,
-) -> OptSummary:
+def optimize_lmm(devfun: DevFun, theta0=None, *, maxiter: int = 1000, gtol: float = 1e-7) -> OptSummary:
     """Fit theta for one model and check convergence (lme4's ``optimizeLmer`` + ``checkConv``).
 
     Example:
@@ -84,53 +187,4 @@ def optimize_lmm(
         >>> opt.converged, round(opt.fmin, 4)
         (True, 1743.6283)
     """
-    layout, blocks, reml = devfun.layout, devfun.blocks, devfun.reml
-    th0 = default_theta0(layout) if theta0 is None else np.asarray(theta0, float)
-    with x64():
-        sol = fit_theta(jnp.asarray(th0), blocks, layout, reml, maxiter, gtol)
-        sol = jax.device_get(sol)
-    theta = normalize_theta(np.asarray(sol.x), layout)
-    fmin = float(sol.fun)
-    diag = diag_mask(layout)
-
-    # Snap numerically-zero diagonals to the boundary when that does not raise the criterion.
-    boundary = []
-    for i in np.flatnonzero(diag & (np.abs(theta) < singular_tol)):
-        trial = theta.copy()
-        trial[i] = 0.0
-        f = devfun(trial)
-        if f <= fmin + 1e-10 * max(1.0, abs(fmin)):
-            theta, fmin = trial, min(f, fmin)
-            boundary.append(int(i))
-
-    f, g = devfun.value_and_grad(theta)
-    H = devfun.hessian(theta)
-    free = np.setdiff1d(np.arange(theta.size), boundary)
-    gfree = g[free] if free.size else np.zeros(0)
-    max_grad = float(np.max(np.abs(gfree))) if gfree.size else 0.0
-    Hf = H[np.ix_(free, free)]
-    min_eig = float(np.min(np.linalg.eigvalsh(Hf))) if free.size else 0.0
-    warnings = []
-    status = int(sol.status)
-    if status >= 2:
-        warnings.append(f"optimizer: {STATUS_MESSAGES[status]} ({int(sol.n_iter)} iterations)")
-    # lme4's relative-gradient check: solve(H, g) scaled, falling back to max|grad|.
-    try:
-        rel = np.linalg.solve(Hf, gfree) if free.size else np.zeros(0)
-        rel_grad = float(np.max(np.abs(rel))) if rel.size else 0.0
-    except np.linalg.LinAlgError:
-        rel_grad = max_grad
-    if min(rel_grad, max_grad) > grad_tol:
-        warnings.append(
-            f"Model failed to converge with max|grad| = {max_grad:.3g} (tol = {grad_tol:g})"
-        )
-    if free.size and min_eig <= 0:
-        warnings.append(
-            "Model is nearly unidentifiable: the Hessian of the criterion is not positive "
-            f"definite at the optimum (smallest eigenvalue {min_eig:.3g})"
-        )
-    return OptSummary(
-        theta0=th0, theta=theta, fmin=float(f), n_iter=int(sol.n_iter), n_eval=int(sol.n_eval),
-        status=status, message=STATUS_MESSAGES[status], max_grad=max_grad,
-        hessian_min_eig=min_eig, converged=not warnings, boundary=boundary, warnings=warnings,
-    )
+    return run_fit(devfun, theta0, maxiter=maxiter, gtol=gtol)[1]

@@ -16,7 +16,7 @@ from ..core.solve import Estimates, estimates_jit
 from ..covariance import Unstructured
 from ..errors import ConvergenceWarning, SingularFitWarning
 from ..optimize.lmm import OptSummary
-from ..precision import x64
+from ..precision import compute
 from . import ranef as _ranef
 from .varcorr import varcorr_frame
 
@@ -33,15 +33,21 @@ class LinearMixedModel:
         25.592
     """
 
-    def __init__(self, design, devfun: DevFun, opt: OptSummary, *, data_name: str | None = None):
+    def __init__(
+        self, design, devfun: DevFun, opt: OptSummary, *, estimates: Estimates | None = None,
+        data_name: str | None = None,
+    ):
         self.design = design
         self.devfun = devfun
         self.opt = opt
         self.reml = devfun.reml
         self.data_name = data_name
-        with x64():
-            est = estimates_jit(jnp.asarray(opt.theta), devfun.blocks, devfun.layout)
-            self._est: Estimates = jax.device_get(est)
+        if estimates is None:
+            with compute():
+                estimates = jax.device_get(
+                    estimates_jit(jnp.asarray(opt.theta, jnp.float64), devfun.blocks, devfun.layout)
+                )
+        self._est: Estimates = estimates
         if self.is_singular:
             warnings.warn("boundary (singular) fit: see jaxmm's is_singular", SingularFitWarning, 2)
         for w in opt.warnings:

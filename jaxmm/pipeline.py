@@ -15,13 +15,13 @@ Example:
 from __future__ import annotations
 
 import pandas as pd
-from threadpoolctl import threadpool_limits
 
 from .core.devfun import DevFun
 from .design import Design, build_design
 from .design.crossprod import crossproducts, rest_size
 from .errors import ModelError
-from .optimize.lmm import optimize_lmm
+from .optimize.lmm import run_fit
+from .optimize.start import moment_start
 from .precision import enable_compilation_cache
 from .results.lmm import LinearMixedModel
 
@@ -57,7 +57,6 @@ def lmer(
     *,
     start=None,
     maxiter: int = 1000,
-    blas_threads: int | None = 1,
     data_name: str | None = None,
 ) -> LinearMixedModel:
     """Fit a linear mixed model with lme4's formula language.
@@ -66,10 +65,9 @@ def lmer(
         formula: an lme4 formula, e.g. ``"Reaction ~ Days + (Days|Subject)"``.
         data: a pandas DataFrame (factors as Categorical keep their level order).
         reml: REML (default) or maximum likelihood.
-        start: starting theta (default: lme4's, T = identity).
+        start: starting theta in lme4's order; default: a moment estimate from the spread
+            of least-squares residuals between levels (``"lme4"``: every T = identity).
         maxiter: iteration limit of the optimizer.
-        blas_threads: BLAS threads during the fit (1 is fastest for these block sizes on
-            small machines; None leaves the setting alone).
         data_name: shown on the summary's ``Data:`` line.
 
     Example:
@@ -79,16 +77,11 @@ def lmer(
         (1743.63, {'Subject': 18})
     """
     enable_compilation_cache()
-    with threadpool_limits(blas_threads) if blas_threads else _nullcontext():
-        design = lformula(formula, data)
-        devfun = mk_devfun(design, reml)
-        opt = optimize_lmm(devfun, start, maxiter=maxiter)
-        return LinearMixedModel(design, devfun, opt, data_name=data_name)
-
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
+    design = lformula(formula, data)
+    devfun = mk_devfun(design, reml)
+    if start is None:
+        start = moment_start(design.y, design.X, design.terms)
+    elif isinstance(start, str) and start == "lme4":
+        start = None
+    res, opt = run_fit(devfun, start, maxiter=maxiter)
+    return LinearMixedModel(design, devfun, opt, estimates=res.estimates, data_name=data_name)

@@ -1,0 +1,78 @@
+"""Data-driven starting values for theta (host, NumPy, O(n)).
+
+lme4 starts every fit at T = I. On badly scaled problems (InstEval: theta ~ 0.1-0.4, a
+criterion of 2e5) that costs a gradient method dozens of wandering iterations. A moment
+estimate costs one pass over the data: regress y on X by least squares; for each term and
+each of its columns, the per-level least-squares coefficients m_g of the residuals on that
+column vary across levels by about v + sigma^2 / sum_g(x^2), where v is that column's
+random-effect variance. sigma^2 is estimated from the residuals within the levels of the
+largest term when that leaves enough degrees of freedom, else by the least-squares residual
+variance (measured: InstEval 116 -> 17 evaluations, star 40 -> 32, small models alike). theta's
+diagonal is sqrt(v / sigma^2), clipped into [0.05, 5] so that no diagonal starts on the
+boundary (where the gradient vanishes); off-diagonals start at 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _column_stats(t, resid: np.ndarray):
+    """Per column of a term: (variance of per-level coefficients, mean 1/sum x^2)."""
+    cols = []
+    for c in range(t.Xt.shape[1]):
+        x = t.Xt[:, c]
+        sxx = np.bincount(t.index, x * x, minlength=t.nlevels)
+        sxr = np.bincount(t.index, x * resid, minlength=t.nlevels)
+        ok = sxx > 1e-12 * max(sxx.max(), 1e-300)
+        if ok.sum() < 2:
+            cols.append(None)
+        else:
+            cols.append((np.var(sxr[ok] / sxx[ok], ddof=1), np.mean(1.0 / sxx[ok])))
+    return cols
+
+
+def _within_variance(resid: np.ndarray, term, n: int, p: int) -> float | None:
+    """Residual variance within the levels of a term, or None with too few degrees of freedom."""
+    dof = n - p - term.nlevels * term.Xt.shape[1]
+    if dof < max(10, 0.2 * n):
+        return None
+    fit = np.zeros_like(resid)
+    for c in range(term.Xt.shape[1]):  # per-level least squares on each column in turn
+        x = term.Xt[:, c]
+        sxx = np.bincount(term.index, x * x, minlength=term.nlevels)
+        sxr = np.bincount(term.index, x * (resid - fit), minlength=term.nlevels)
+        coef = np.divide(sxr, sxx, out=np.zeros_like(sxr), where=sxx > 0)
+        fit = fit + coef[term.index] * x
+    within = resid - fit
+    return max(float(within @ within) / dof, 1e-300)
+
+
+def moment_start(y: np.ndarray, X: np.ndarray, terms, lo: float = 0.05, hi: float = 5.0) -> np.ndarray:
+    """Starting theta (lme4 order) from the residual spread between levels of each term.
+
+    Example:
+        >>> import jaxmm
+        >>> d = jaxmm.lformula("Reaction ~ Days + (Days|Subject)", jaxmm.datasets.load("sleepstudy"))
+        >>> moment_start(d.y, d.X, d.terms).round(2).tolist()
+        [1.19, 0.0, 0.23]
+    """
+    beta, *_ = np.linalg.lstsq(X, y, rcond=None)
+    resid = y - X @ beta
+    n, p = X.shape
+    stats = [_column_stats(t, resid) for t in terms]
+    sigma2 = _within_variance(resid, terms[0], n, p)
+    if sigma2 is None:  # the least-squares residual variance (an overestimate of sigma^2)
+        sigma2 = max(float(resid @ resid) / max(n - p, 1), 1e-300)
+    out = []
+    for cols in stats:
+        diag = [
+            float(np.clip(np.sqrt(max(c[0] - sigma2 * c[1], 0.0) / sigma2), lo, hi)) if c else 1.0
+            for c in cols
+        ]
+        q = len(cols)
+        T = np.diag(diag)
+        rows, cs = np.tril_indices(q)
+        order = np.lexsort((rows, cs))  # column-major lower triangle
+        out.append(T[rows[order], cs[order]])
+    return np.concatenate(out)
