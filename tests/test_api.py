@@ -186,3 +186,17 @@ def test_datasets():
     assert isinstance(jaxmm.datasets.load("hr"), pd.DataFrame)  # case-insensitive
     with pytest.raises(jaxmm.DataError, match="sleepstudy"):
         jaxmm.datasets.load("sleepstudyy")
+
+
+def test_similar_model_reuses_compiled_code(sleepstudy):
+    """Sizes are padded to buckets (inertly), so a new data size does not recompile."""
+    from jaxmm.optimize.lmm import fit_program
+
+    full = jaxmm.lmer("Reaction ~ Days + (Days|Subject)", sleepstudy)
+    before = fit_program._cache_size()
+    sub = sleepstudy[sleepstudy.Subject != "308"].copy()
+    sub["Subject"] = sub["Subject"].cat.remove_unused_categories()
+    m = jaxmm.lmer("Reaction ~ Days + (Days|Subject)", sub)
+    assert fit_program._cache_size() == before
+    assert m.ngroups == {"Subject": 17} and m.nobs == 170
+    assert len(m.ranef()) == 34 and m.objective != full.objective

@@ -70,7 +70,7 @@ class Blocks(NamedTuple):
             (row of the rest block, level of term 1) pair, the row of that level's q1 columns.
         pair_j, pair_v, pair_t: (P,), (P, q1, q1), (P,): pairs of non-zeros (a, b) sharing a
             level j of term 1 with row(a) >= row(b): j, outer(B_a, B_b), and the flat target
-            row(a) * r + row(b) in the rest block (rz * r marks padding); sorted by target.
+            row(a) * r + row(b) in the rest block (rz * r marks padding).
         A: (r, r) dense [Z_rest X y]'[Z_rest X y].
         n: number of observations (float scalar).
     """

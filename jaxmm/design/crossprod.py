@@ -20,10 +20,13 @@ class TermLike(Protocol):
     nlevels: int
 
 
-def bucket(m: int, fine: int = 16) -> int:
-    """Round m up on a grid of ~1/fine relative spacing, so similar sizes share compiled code."""
+def bucket(m: int, fine: int = 8) -> int:
+    """Round m up on a grid of ~1/fine relative spacing (minimum 8), so that models of
+    similar size share compiled code; 0 stays 0."""
+    if m == 0:
+        return 0
     if m <= 8:
-        return m
+        return 8
     step = max(1, (1 << (int(m).bit_length() - 1)) // fine)
     return -(-m // step) * step
 
@@ -73,7 +76,7 @@ def crossproducts(
     n, p = X.shape
     t1, rest = terms[0], list(terms[1:])
     q1 = t1.Xt.shape[1]
-    l1 = bucket(t1.nlevels) if pad else t1.nlevels
+    l1 = bucket(t1.nlevels, 4) if pad else t1.nlevels
     XY = np.column_stack([X, y])
     idx1 = np.asarray(t1.index)
 
@@ -96,10 +99,11 @@ def crossproducts(
         blk_l.append(np.repeat(offset + lvl * qk, qk))
         js_l.append(np.repeat(j, qk))
         B_l.append(val.transpose(0, 2, 1).reshape(-1, q1))
-        rest_layout.append(RestTerm(q=qk, nlevels=t.nlevels, offset=offset))
-        offset += t.nlevels * qk
+        nl = bucket(t.nlevels, 4) if pad else t.nlevels  # padded levels are inert
+        rest_layout.append(RestTerm(q=qk, nlevels=nl, offset=offset))
+        offset += nl * qk
     rz_real = offset
-    rz = bucket(rz_real, 32) if pad else rz_real
+    rz = bucket(rz_real, 16) if pad else rz_real
     r = rz + p + 1
 
     if rows_l:
@@ -126,31 +130,34 @@ def crossproducts(
 
 
 def _pairs(el_row, el_j, el_B, el_blk, r, rz, pad):
-    """Pairs of elements sharing a term-1 level, sorted by target.
+    """Pairs (a, b) of elements sharing a term-1 level with block(b) <= block(a).
 
     Only the lower triangle of the rest block is needed, except inside one level's q x q
-    diagonal block, which Lambda mixes as a whole: there both orders are kept.
+    diagonal block, which Lambda mixes as a whole: there both orders are kept. With the
+    elements sorted by (level of term 1, block, row), the partners of element i are exactly
+    the positions from its level's first element up to the end of its own block.
     """
     if el_row.size == 0:
         z = np.zeros(0, np.int32)
         return z, np.zeros((0, el_B.shape[1], el_B.shape[1])), z.astype(np.int64)
-    order = np.argsort(el_j, kind="stable")
-    js = el_j[order]
-    starts = np.flatnonzero(np.r_[True, js[1:] != js[:-1]])
-    sizes = np.diff(np.r_[starts, js.size])
-    m = np.repeat(sizes, sizes)  # group size of each element
-    first = np.repeat(starts, sizes)
-    a = np.repeat(order, m)
-    offs = np.arange(m.sum()) - np.repeat(np.cumsum(m) - m, m)
-    b = order[np.repeat(first, m) + offs]
-    keep = (el_blk[a] > el_blk[b]) | (el_blk[a] == el_blk[b])
-    a, b = a[keep], b[keep]
+    order = np.lexsort((el_row, el_blk, el_j))
+    js, blks = el_j[order], el_blk[order]
+    n = order.size
+    new_j = np.r_[True, js[1:] != js[:-1]]
+    new_blk = new_j | np.r_[True, blks[1:] != blks[:-1]]
+    starts = np.maximum.accumulate(np.where(new_j, np.arange(n), 0))
+    blk_start = np.flatnonzero(new_blk)
+    blk_end = np.r_[blk_start[1:], n]
+    ends = np.repeat(blk_end, np.diff(np.r_[blk_start, n]))
+    lengths = ends - starts
+    total = int(lengths.sum())
+    a_pos = np.repeat(np.arange(n), lengths)
+    b_pos = np.repeat(starts, lengths) + (np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths))
+    a, b = order[a_pos], order[b_pos]
     t = el_row[a].astype(np.int64) * r + el_row[b]
-    srt = np.argsort(t, kind="stable")
-    a, b, t = a[srt], b[srt], t[srt]
     v = el_B[a][:, :, None] * el_B[b][:, None, :]
-    P = bucket(a.size) if pad else a.size
-    return _pad(el_j[a], P).astype(np.int32), _pad(v, P), _pad(t, P, rz * r)
+    P = bucket(total) if pad else total
+    return _pad(js[a_pos], P).astype(np.int32), _pad(v, P), _pad(t, P, rz * r)
 
 
 def _rest_block(XY, rest, rest_layout, rz_real, rz, p) -> np.ndarray:

@@ -17,9 +17,9 @@ import scipy.linalg as sl
 def term_modes(u1, u_rest, Ts, layout, nlevels) -> list[np.ndarray]:
     """b for every term as (nlevels, q) arrays, in layout (sorted) order."""
     out = [np.asarray(u1)[: nlevels[0]] @ Ts[0].T]
-    for term, T in zip(layout.rest, Ts[1:]):
+    for term, T, nl in zip(layout.rest, Ts[1:], nlevels[1:]):
         u = np.asarray(u_rest)[term.offset : term.offset + term.nlevels * term.q]
-        out.append(u.reshape(term.nlevels, term.q) @ T.T)
+        out.append((u.reshape(term.nlevels, term.q) @ T.T)[:nl])  # drop padding levels
     return out
 
 
@@ -55,9 +55,9 @@ def cond_cov(est, blocks, layout, Ts, nlevels, sigma: float, chunk_elems: int = 
 
     if rz:
         Linv = sl.solve_triangular(L22, np.eye(rz), lower=True)
-        for term, T in zip(layout.rest, Ts[1:]):
-            cols = Linv[:, term.offset : term.offset + term.nlevels * term.q]
-            cols = cols.reshape(rz, term.nlevels, term.q)
+        for term, T, nl in zip(layout.rest, Ts[1:], nlevels[1:]):
+            cols = Linv[:, term.offset : term.offset + nl * term.q]  # real levels only
+            cols = cols.reshape(rz, nl, term.q)
             cu = np.einsum("anq,anr->nqr", cols, cols)
             out.append(sigma**2 * np.einsum("ab,nbc,dc->nad", T, cu, T))
     return out
