@@ -7,10 +7,11 @@ matrix is ``G = Linv' diag(w) Linv`` with ``Linv = L^{-1}``, since
 ``log L_ii^2 = log det S[:i+1, :i+1] - log det S[:i, :i]``. A ``custom_jvp`` (not
 ``custom_vjp``) keeps forward mode, hence ``jax.hessian``, working.
 
-G costs a triangular inverse and a triangular product. For large blocks on the CPU these
-two run as LAPACK's ``trtri`` and ``lauum`` (r^3/3 flops each) through a host callback —
-about half the time of the generic triangular solve and matrix product; their derivative
-(used only by the Hessian) is that of the same formula in JAX operations.
+G costs a triangular inverse and a triangular product, each r^3/3 multiply-adds when the
+triangles are exploited. Both are done by recursive halving into matrix products (what
+LAPACK's trtri and lauum do), which XLA runs well on CPU and GPU: on a 1187-row block,
+14 + 18 ms instead of 55 ms for a triangular solve against the identity and 42 ms for the
+dense product.
 """
 
 from __future__ import annotations
@@ -18,54 +19,49 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
-import numpy as np
-import scipy.linalg.lapack as lapack
 
-#: Dense blocks at least this large use LAPACK through a host callback on the CPU.
-LAPACK_MIN_SIZE = 256
+#: Below this size the recursions stop and call the triangular solve / product directly.
+LEAF = 128
 
 
 def _chol(S):
     return jax.lax.linalg.cholesky(S, symmetrize_input=False)
 
 
-def _gram_jnp(L: jnp.ndarray, w: jnp.ndarray) -> jnp.ndarray:
-    Linv = jsl.solve_triangular(L, jnp.eye(L.shape[0], dtype=L.dtype), lower=True)
-    return Linv.T @ (w[:, None] * Linv)
+def tril_inverse(L: jnp.ndarray, leaf: int = LEAF) -> jnp.ndarray:
+    """Inverse of a lower-triangular matrix (its strict upper triangle is ignored).
+
+    [[A, 0], [B, C]]^{-1} = [[A^{-1}, 0], [-C^{-1} B A^{-1}, C^{-1}]], recursively.
+    """
+    n = L.shape[0]
+    if n <= leaf:
+        return jsl.solve_triangular(L, jnp.eye(n, dtype=L.dtype), lower=True)
+    h = n // 2
+    Ai = tril_inverse(L[:h, :h], leaf)
+    Ci = tril_inverse(L[h:, h:], leaf)
+    X = -(Ci @ (L[h:, :h] @ Ai))
+    top = jnp.concatenate([Ai, jnp.zeros((h, n - h), L.dtype)], axis=1)
+    return jnp.concatenate([top, jnp.concatenate([X, Ci], axis=1)], axis=0)
 
 
-def _gram_host(L: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """LAPACK trtri + lauum; only the lower triangle of the result is meaningful."""
-    Linv, info = lapack.dtrtri(L, lower=1, overwrite_c=0)
-    if info != 0:  # singular factor: let the caller see non-finite values
-        Linv = np.full(L.shape, np.nan)
-    Linv *= np.sqrt(np.maximum(w, 0.0))[:, None]  # lauum reads the lower triangle only
-    G, _ = lapack.dlauum(Linv, lower=1, overwrite_c=1)
-    # Returned as raw bytes: the callback thread does not see the caller's scoped float64
-    # setting and would otherwise downcast the result to float32.
-    G = np.ascontiguousarray(G)
-    return G.view(np.uint8).reshape(G.shape + (8,))
+def tril_gram(M: jnp.ndarray, leaf: int = LEAF) -> jnp.ndarray:
+    """M' M for lower-triangular M, recursively: with M = [[A, 0], [B, C]],
+    M'M = [[A'A + B'B, B'C], [C'B, C'C]]."""
+    n = M.shape[0]
+    if n <= leaf:
+        return M.T @ M
+    h = n // 2
+    A, B, C = M[:h, :h], M[h:, :h], M[h:, h:]
+    TL = tril_gram(A, leaf) + B.T @ B
+    TR = B.T @ C
+    BR = tril_gram(C, leaf)
+    return jnp.concatenate([jnp.concatenate([TL, TR], 1), jnp.concatenate([TR.T, BR], 1)], 0)
 
 
-@jax.custom_jvp
 def gram_inverse(L: jnp.ndarray, w: jnp.ndarray) -> jnp.ndarray:
-    """``L^{-T} diag(w) L^{-1}`` for lower-triangular L (w >= 0); lower triangle valid."""
-    use_host = (
-        L.shape[0] >= LAPACK_MIN_SIZE and L.dtype == jnp.float64 and jax.default_backend() == "cpu"
-    )
-    if not use_host:
-        return _gram_jnp(L, w)
-    shape = jax.ShapeDtypeStruct(L.shape + (8,), jnp.uint8)
-    raw = jax.pure_callback(_gram_host, shape, L, w, vmap_method="sequential")
-    return jax.lax.bitcast_convert_type(raw, jnp.float64)
-
-
-@gram_inverse.defjvp
-def _gram_inverse_jvp(primals, tangents):
-    L, w = primals
-    out = gram_inverse(L, w)
-    _, dout = jax.jvp(_gram_jnp, (L, w), tangents)
-    return out, dout
+    """``L^{-T} diag(w) L^{-1}`` for lower-triangular L (w >= 0)."""
+    M = jnp.sqrt(jnp.maximum(w, 0.0))[:, None] * tril_inverse(L)
+    return tril_gram(M)
 
 
 @jax.custom_jvp
