@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 
 #: Below this size the recursions stop and call the triangular solve / product directly.
-LEAF = 128
+LEAF = 256
 
 
 def _chol(S):

@@ -55,28 +55,32 @@ def diag_mask(layout: Layout) -> np.ndarray:
     return np.concatenate([Unstructured(q).is_diag for q in layout.qs])
 
 
-def normalize_signs(theta: jnp.ndarray, layout: Layout) -> jnp.ndarray:
-    """Flip column signs so every diagonal of every T is >= 0 (same criterion)."""
+def column_signs(theta: jnp.ndarray, layout: Layout) -> jnp.ndarray:
+    """Per theta entry, the sign of its column's diagonal (+1 where the diagonal is >= 0)."""
     out = []
     for th, q in zip(split_theta(theta, layout), layout.qs):
-        T = T_of(th, q)
-        T = T * jnp.where(jnp.diagonal(T) < 0, -1.0, 1.0)[None, :]
-        rows, cols = tril_colmajor(q)
-        out.append(T[rows, cols])
+        flip = jnp.where(jnp.diagonal(T_of(th, q)) < 0, -1.0, 1.0)
+        out.append(flip[tril_colmajor(q)[1]])
     return jnp.concatenate(out)
 
 
-def _fd_hessian(grad_fn, theta: jnp.ndarray, g: jnp.ndarray) -> jnp.ndarray:
-    """Forward differences of the exact gradient (``g`` at ``theta``), steps scaled to each
-    parameter, symmetrized.
+def normalize_signs(theta: jnp.ndarray, layout: Layout) -> jnp.ndarray:
+    """Flip column signs so every diagonal of every T is >= 0 (same criterion)."""
+    return theta * column_signs(theta, layout)
 
-    The n_theta gradients run one after another (``lax.map``), not vmapped: two batched
+
+def _value_grad_fd_hessian(fun, theta: jnp.ndarray):
+    """Value and exact gradient at ``theta``, and the Hessian by forward differences of the
+    exact gradient (steps scaled to each parameter, symmetrized).
+
+    The n_theta + 1 gradients run one after another (``lax.map``), not vmapped: two batched
     LAPACK Choleskys running concurrently on XLA's CPU thread pool can deadlock it.
     """
     h = 1e-5 * jnp.maximum(jnp.abs(theta), 0.1)
-    G = jax.lax.map(grad_fn, theta[None, :] + jnp.diag(h))
-    H = (G - g[None, :]) / h[:, None]
-    return 0.5 * (H + H.T)
+    points = jnp.concatenate([theta[None, :], theta[None, :] + jnp.diag(h)])
+    F, G = jax.lax.map(jax.value_and_grad(fun), points)
+    H = (G[1:] - G[0][None, :]) / h[:, None]
+    return F[0], G[0], 0.5 * (H + H.T)
 
 
 @partial(jax.jit, static_argnames=("layout", "reml", "maxiter", "exact_hessian"))
@@ -87,7 +91,8 @@ def fit_program(
     """Fit theta, snap the boundary, and evaluate gradient, Hessian and estimates there."""
     fun = lambda t: objective(t, blocks, layout, reml)  # noqa: E731
     sol = minimize(fun, theta0, maxiter=maxiter, gtol=gtol)
-    theta = normalize_signs(sol.x, layout)
+    signs = column_signs(sol.x, layout)
+    theta = sol.x * signs
     diag = jnp.asarray(diag_mask(layout))
     tiny = diag & (jnp.abs(theta) < SINGULAR_TOL)
     snapped = jnp.where(tiny, 0.0, theta)
@@ -95,12 +100,14 @@ def fit_program(
     f_snap = jax.lax.cond(jnp.any(tiny), fun, lambda t: jnp.inf * jnp.ones((), t.dtype), snapped)
     accept = f_snap <= sol.fun + 1e-10 * jnp.maximum(1.0, jnp.abs(sol.fun))
     theta = jnp.where(accept, snapped, theta)
-    # The optimizer's gradient is still valid unless a column sign flipped or we snapped.
-    changed = accept | jnp.any(theta != sol.x)
-    f, g = jax.lax.cond(
-        changed, jax.value_and_grad(fun), lambda t: (sol.fun, sol.grad), theta
-    )
-    H = jax.hessian(fun)(theta) if exact_hessian else _fd_hessian(jax.grad(fun), theta, g)
+    if exact_hessian:
+        # The criterion is even in each column's sign: flipping a column flips its gradient.
+        f, g = jax.lax.cond(
+            accept, jax.value_and_grad(fun), lambda t: (sol.fun, sol.grad * signs), theta
+        )
+        H = jax.hessian(fun)(theta)
+    else:
+        f, g, H = _value_grad_fd_hessian(fun, theta)
     return FitResult(
         solution=sol, theta=theta, fun=f, grad=g, hessian=H,
         boundary=tiny & accept, estimates=estimates(theta, blocks, layout),
