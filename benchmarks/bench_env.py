@@ -67,8 +67,8 @@ def thread_note() -> str:
     xla_note = f"XLA_FLAGS={xla!r}" if xla else "XLA's own CPU thread pool left at its default"
     return (
         f"{env} set before NumPy was imported (and passed to every subprocess); "
-        f"threadpoolctl.threadpool_limits(1) around every fit; jaxmm.lmer(blas_threads=1) "
-        f"(its default); {xla_note}"
+        f"threadpoolctl.threadpool_limits(1) around every fit; jaxmm also pins BLAS to one "
+        f"thread inside its own computations (jaxmm.precision.compute); {xla_note}"
     )
 
 
