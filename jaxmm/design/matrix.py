@@ -12,6 +12,8 @@ Example:
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +44,9 @@ class Block:
     spec: Any
 
 
+@lru_cache(maxsize=512)
 def _formula(rhs: str, ordering: str = "degree") -> Any:
+    """formulaic's (immutable) parsed formula, cached: parsing dominates small designs."""
     from formulaic import Formula
 
     try:
@@ -98,6 +102,11 @@ def required_columns(rhs: str) -> list[str]:
         >>> required_columns("1 + log(x) + I(z**2) + scale(w) + x:v")
         ['x', 'z', 'w', 'v']
     """
+    return list(_required_columns(rhs))
+
+
+@lru_cache(maxsize=512)
+def _required_columns(rhs: str) -> tuple[str, ...]:
     out: dict[str, None] = {}
     for term in _formula(rhs, ordering="none"):
         for factor in term.factors:
@@ -108,7 +117,7 @@ def required_columns(rhs: str) -> list[str]:
                 for name in _names_in(factor.expr):
                     if name not in _CONSTANTS:
                         out.setdefault(name)
-    return list(out)
+    return tuple(out)
 
 
 def _run(rhs_or_spec: Any, frame: pd.DataFrame, order: tuple[str, ...]) -> Any:

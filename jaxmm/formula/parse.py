@@ -11,6 +11,8 @@ Example:
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from ..errors import FormulaError, ModelError
 from .expand import expand_bar
 from .terms import ParsedFormula, RandomTerm
@@ -35,12 +37,19 @@ def _depths(tokens: list[Token]) -> list[int]:
     return out
 
 
-def _check_formulaic(text: str, part: str, where: int, source: str) -> None:
-    """Let formulaic's parser vet a translated formula part; report at ``where``."""
+@lru_cache(maxsize=512)
+def _formulaic_parses(part: str) -> bool:
+    """formulaic accepts this formula part (raises its error otherwise; successes cached)."""
     from formulaic import Formula
 
+    Formula(part)
+    return True
+
+
+def _check_formulaic(text: str, part: str, where: int, source: str) -> None:
+    """Let formulaic's parser vet a translated formula part; report at ``where``."""
     try:
-        Formula(part)
+        _formulaic_parses(part)
     except Exception as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise formula_error(text, where, f"cannot parse {source} {part!r} ({msg})") from e
