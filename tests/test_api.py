@@ -200,3 +200,24 @@ def test_similar_model_reuses_compiled_code(sleepstudy):
     assert fit_program._cache_size() == before
     assert m.ngroups == {"Subject": 17} and m.nobs == 170
     assert len(m.ranef()) == 34 and m.objective != full.objective
+
+
+def test_new_response_changes_only_the_y_blocks(sleepstudy):
+    """A bootstrap or many-response fit swaps only the y-dependent leaves of the blocks."""
+    from jaxmm.core import with_response
+    from jaxmm.design.crossprod import crossproducts
+
+    formula = "Reaction ~ Days + (Days|Subject) + (1|grp)"
+    df = sleepstudy.assign(grp=np.arange(len(sleepstudy)) % 5)
+    d = jaxmm.lformula(formula, df)
+    y2 = d.y[::-1].copy()
+    layout, blocks = crossproducts(d.y, d.X, d.terms)
+    layout2, blocks2 = crossproducts(y2, d.X, d.terms)
+    assert layout2 == layout
+    theta = np.array([0.9, 0.1, 0.3, 0.5])
+    with jaxmm.x64():
+        jb = jax.tree_util.tree_map(jnp.asarray, blocks)
+        swapped = with_response(jb, layout, jnp.asarray(blocks2.C1[..., -1]), jnp.asarray(blocks2.A[-1]))
+        a = float(jaxmm.objective(jnp.asarray(theta), swapped, layout, True))
+        b = float(jaxmm.objective(jnp.asarray(theta), jax.tree_util.tree_map(jnp.asarray, blocks2), layout, True))
+    assert abs(a - b) < 1e-9 * abs(b)
