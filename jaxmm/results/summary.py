@@ -7,10 +7,15 @@ import re
 import numpy as np
 
 
-def _fmt(x: float, digits: int = 4) -> str:
-    if x is None or (isinstance(x, float) and np.isnan(x)):
-        return ""
-    return f"{x:.{digits}g}" if abs(x) < 1e5 else f"{x:.1f}"
+def r_format(values, digits: int = 4) -> list[str]:
+    """R's ``format(x, digits=4)`` for a column: common decimals chosen so that the
+    smallest non-zero magnitude keeps ``digits`` significant digits."""
+    x = np.asarray(values, dtype=float)
+    finite = np.abs(x[np.isfinite(x) & (x != 0)])
+    if finite.size == 0:
+        return ["0" if np.isfinite(v) else "NaN" for v in x]
+    dec = int(np.clip(digits - 1 - np.floor(np.log10(finite.min())), 0, 8))
+    return [f"{v:.{dec}f}" if np.isfinite(v) else "NaN" for v in x]
 
 
 def abbreviate(name: str, minlength: int = 6) -> str:
@@ -51,7 +56,10 @@ def random_effects_table(m) -> list[str]:
             for j in range(i):
                 c = off[(off["var1"] == names[j]) & (off["var2"] == names[i])]
                 corr.append(f"{c['sdcor'].iloc[0]:.2f}" if len(c) else "")
-            rows.append([grp if i == 0 else "", names[i] or "", _fmt(r["vcov"]), _fmt(r["sdcor"])] + corr)
+            rows.append([grp if i == 0 else "", names[i] or "", r["vcov"], r["sdcor"]] + corr)
+    for col in (2, 3):  # Variance and Std.Dev. columns formatted as R does, together
+        for row, txt in zip(rows, r_format([row[col] for row in rows])):
+            row[col] = txt
     ncorr = max(len(r) for r in rows) - 4
     header = ["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] + [""] * (ncorr - 1) if ncorr > 0 else [])
     rows = [r + [""] * (len(header) - len(r)) for r in rows]
@@ -59,8 +67,11 @@ def random_effects_table(m) -> list[str]:
 
 
 def fixed_effects_table(m) -> list[str]:
+    """R's printCoefmat: estimates and standard errors with common decimals, the statistic
+    rounded to 3 decimals."""
     tab = m.coef_table()
-    rows = [[name] + [f"{v:.4g}" if abs(v) < 1e6 else f"{v:.4e}" for v in tab.loc[name]] for name in tab.index]
+    cols = [r_format(tab["Estimate"]), r_format(tab["Std. Error"]), [f"{v:.3f}" for v in tab["t value"]]]
+    rows = [[name] + [c[i] for c in cols] for i, name in enumerate(tab.index)]
     return _table([""] + list(tab.columns), rows)
 
 
@@ -72,6 +83,7 @@ def correlation_table(m) -> list[str]:
     C = V / np.outer(sd, sd)
     names = list(m.vcov.index)
     short = [abbreviate(n) for n in names]
+    C = np.round(C, 3) + 0.0  # no "-0.000"
     rows = [[names[i]] + [f"{C[i, j]:.3f}" for j in range(i)] + [""] * (len(names) - 1 - i) for i in range(1, len(names))]
     return ["Correlation of Fixed Effects:"] + _table([""] + short[:-1], rows)
 
