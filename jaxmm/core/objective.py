@@ -6,7 +6,8 @@
 where ldL2 = log det(Lambda'Z'Z Lambda + I), ldRX2 = log det(RX RX') and pwrss is the
 penalized weighted residual sum of squares — all read off the blocked Cholesky factor of
 the augmented system [Z Lambda, X, y]. Works under ``jax.jit``, ``jax.grad``,
-``jax.hessian`` and ``jax.vmap`` (over theta or over the y-dependent blocks).
+``jax.hessian`` and ``jax.vmap`` (over theta or over the y-dependent blocks); :func:`hessian`
+uses :func:`sequential_hessian`, which is safe on XLA's CPU thread pool.
 """
 
 from __future__ import annotations
@@ -66,7 +67,20 @@ def value_and_grad(theta, blocks: Blocks, layout: Layout, reml: bool = True):
     return jax.value_and_grad(objective)(theta, blocks, layout, reml)
 
 
+def sequential_hessian(fun, theta: jnp.ndarray) -> jnp.ndarray:
+    """Exact Hessian by forward-over-reverse, one direction at a time (``lax.map``).
+
+    ``jax.hessian`` vmaps the directions, which turns the dense factorizations into batched
+    LAPACK calls; two of those scheduled concurrently on XLA's CPU thread pool can deadlock
+    it (each waits for pool threads the other holds). One direction at a time avoids that.
+    """
+    grad = jax.grad(fun)
+    eye = jnp.eye(theta.shape[0], dtype=theta.dtype)
+    H = jax.lax.map(lambda v: jax.jvp(grad, (theta,), (v,))[1], eye)
+    return 0.5 * (H + H.T)
+
+
 @partial(jax.jit, static_argnames=("layout", "reml"))
 def hessian(theta, blocks: Blocks, layout: Layout, reml: bool = True):
     """Jit-compiled exact Hessian of the objective (forward over reverse)."""
-    return jax.hessian(objective)(theta, blocks, layout, reml)
+    return sequential_hessian(lambda t: objective(t, blocks, layout, reml), theta)

@@ -23,7 +23,7 @@ import numpy as np
 from ..core.blocked import T_of
 from ..core.devfun import DevFun
 from ..core.layout import Blocks, Layout, split_theta
-from ..core.objective import objective
+from ..core.objective import objective, sequential_hessian
 from ..core.solve import Estimates, estimates
 from ..covariance import Unstructured, tril_colmajor
 from ..precision import compute
@@ -105,7 +105,7 @@ def fit_program(
         f, g = jax.lax.cond(
             accept, jax.value_and_grad(fun), lambda t: (sol.fun, sol.grad * signs), theta
         )
-        H = jax.hessian(fun)(theta)
+        H = sequential_hessian(fun, theta)
     else:
         f, g, H = _value_grad_fd_hessian(fun, theta)
     return FitResult(
