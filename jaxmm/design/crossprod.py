@@ -91,10 +91,7 @@ def crossproducts(
         j, lvl, inv = _pair_keys(idx1, np.asarray(t.index), t.nlevels)
         # val[e, a, c] = sum over shared rows of Z1[:, a] * Zk[:, c]; element (e, c) is row
         # offset + lvl*qk + c of the rest block, with B = val[e, :, c] (q1 values).
-        val = np.empty((len(j), q1, qk))
-        for a in range(q1):
-            for c in range(qk):
-                val[:, a, c] = np.bincount(inv, t1.Xt[:, a] * t.Xt[:, c], minlength=len(j))
+        val = _bincount_products(inv, t1.Xt, t.Xt, len(j))
         rows_l.append((offset + lvl[:, None] * qk + np.arange(qk)[None, :]).ravel())
         blk_l.append(np.repeat(offset + lvl * qk, qk))
         js_l.append(np.repeat(j, qk))
@@ -181,10 +178,7 @@ def _rest_block(XY, rest, rest_layout, rz_real, rz, p) -> np.ndarray:
         for t2, lm in zip(rest[k + 1 :], rest_layout[k + 1 :]):
             qm, om = lm.q, lm.offset
             l_k, l_m, inv = _pair_keys(idx, np.asarray(t2.index), t2.nlevels)
-            val = np.empty((len(l_k), qk, qm))
-            for a in range(qk):
-                for b in range(qm):
-                    val[:, a, b] = np.bincount(inv, t.Xt[:, a] * t2.Xt[:, b], minlength=len(l_k))
+            val = _bincount_products(inv, t.Xt, t2.Xt, len(l_k))
             rows = ok + l_k[:, None, None] * qk + np.arange(qk)[None, :, None]
             cols = om + l_m[:, None, None] * qm + np.arange(qm)[None, None, :]
             rows, cols = np.broadcast_arrays(rows, cols)
