@@ -221,3 +221,13 @@ def test_new_response_changes_only_the_y_blocks(sleepstudy):
         a = float(jaxmm.objective(jnp.asarray(theta), swapped, layout, True))
         b = float(jaxmm.objective(jnp.asarray(theta), jax.tree_util.tree_map(jnp.asarray, blocks2), layout, True))
     assert abs(a - b) < 1e-9 * abs(b)
+
+
+def test_missing_values_drop_rows_as_r_does(sleepstudy):
+    df = sleepstudy.copy()
+    df.loc[[0, 5], "Reaction"] = np.nan
+    df.loc[7, "Subject"] = np.nan
+    m = jaxmm.lmer("Reaction ~ Days + (Days|Subject)", df)
+    assert m.n_dropped == 3 and m.nobs == 177
+    ref = jaxmm.lmer("Reaction ~ Days + (Days|Subject)", sleepstudy.drop(index=[0, 5, 7]))
+    assert abs(m.objective - ref.objective) < 1e-8
