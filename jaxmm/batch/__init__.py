@@ -1,0 +1,1 @@
+"""Batched fitting: simulation, parametric bootstrap and many responses on one design."""
