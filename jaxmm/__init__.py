@@ -9,6 +9,7 @@ The pipeline, one package per stage:
     core/       pure JAX profiled criterion          objective, DevFun (mk_devfun)
     optimize/   L-BFGS fit of theta + checks         optimize_lmm
     results/    the fitted model                     LinearMixedModel
+    inference/  F tests (Satterthwaite, KR), LRT, CIs  anova, fit.confint
     datasets/   lme4's data sets                     datasets.load
 
 Example:
@@ -36,6 +37,7 @@ from .errors import (
     SingularFitWarning,
 )
 from .formula import parse_formula
+from .inference import anova
 from .pipeline import lformula, lmer, mk_devfun
 from .optimize.lmm import OptSummary, optimize_lmm
 from .optimize.start import moment_start
@@ -46,6 +48,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "lmer",
+    "anova",
     "lformula",
     "mk_devfun",
     "optimize_lmm",

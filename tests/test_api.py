@@ -86,7 +86,7 @@ def test_non_convergence_is_reported(sleepstudy):
 
 def test_summary_layout(sleepstudy):
     m = jaxmm.lmer("Reaction ~ Days + (Days|Subject)", sleepstudy)
-    s = m.summary()
+    s = m.summary(ddf="lme4")
     for line in [
         "Linear mixed model fit by REML ['lmerMod']",
         "Formula: Reaction ~ Days + (Days|Subject)",

@@ -14,6 +14,7 @@ from jax import ops
 
 from .blocked import partial_factor
 from .layout import Blocks, Layout
+from .logchol import chol_lower
 
 
 class Estimates(NamedTuple):
@@ -46,8 +47,7 @@ def estimates(theta: jnp.ndarray, blocks: Blocks, layout: Layout) -> Estimates:
     """Solve the penalized least-squares problem at ``theta`` (lme4's PLS step)."""
     part = partial_factor(theta, blocks, layout)
     rz, p = layout.rz, layout.p
-    L = jax.lax.linalg.cholesky(part.S, symmetrize_input=False)
-    L = jnp.tril(L)
+    L = jnp.tril(chol_lower(part.S))  # reads S's lower triangle; tangent symmetrized
     x = jsl.solve_triangular(L[:-1, :-1].T, L[-1, :-1], lower=False)
     u_rest, beta = x[:rz], x[rz:]
     # b_rest = Lambda_rest u_rest, then term 1's modes given the rest and beta:

@@ -45,6 +45,7 @@ class Design:
         response: the response expression.
         formula: the parsed formula.
         spec: rebuilds the matrices on new data.
+        fixed_frame: the cleaned columns the fixed part reads (for type III hypotheses).
     """
 
     y: np.ndarray
@@ -57,6 +58,7 @@ class Design:
     response: str
     formula: ParsedFormula
     spec: DesignSpec
+    fixed_frame: pd.DataFrame | None = None
 
     @property
     def nobs(self) -> int:
@@ -251,5 +253,5 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, *, glmm: bool
     return Design(
         y=y, X=X, x_names=spec.x_names, dropped_x=dropped, terms=tuple(terms),
         n_dropped_rows=int(drop.sum()), rows=rows, response=parsed.response,
-        formula=parsed, spec=spec,
+        formula=parsed, spec=spec, fixed_frame=frame[list(fixed_cols)],
     )

@@ -183,11 +183,15 @@ class LinearMixedModel:
         """Standard errors of the fixed effects."""
         return pd.Series(np.sqrt(np.diag(self.vcov.to_numpy())), index=self.fixef.index, name="stderr")
 
-    def coef_table(self) -> pd.DataFrame:
-        """Estimate, Std. Error and t value of each fixed effect (lme4's summary table)."""
-        return pd.DataFrame(
-            {"Estimate": self.fixef, "Std. Error": self.stderr, "t value": self.fixef / self.stderr}
-        )
+    def coef_table(self, ddf: str = "Satterthwaite") -> pd.DataFrame:
+        """The fixed-effects table: Estimate, Std. Error, df, t value, Pr(>|t|).
+
+        ``ddf``: "Satterthwaite" (default, as lmerTest's summary), "Kenward-Roger" (REML fits:
+        adjusted standard errors, as pbkrtest), or "lme4" (lme4's table: no df, no p-value).
+        """
+        from ..inference.coeftable import coef_tests
+
+        return coef_tests(self, ddf)
 
     # ----- variance components and random effects ---------------------------------------
     def varcorr(self) -> pd.DataFrame:
@@ -262,12 +266,56 @@ class LinearMixedModel:
         r = self.design.y - self.fitted()
         return r / self.sigma if scaled else r
 
+    # ----- inference ---------------------------------------------------------------------
+    @cached_property
+    def _varpar(self):
+        from ..inference.varpar import varpar
+
+        return varpar(self)
+
+    @property
+    def vcov_varpar(self) -> pd.DataFrame:
+        """Asymptotic covariance of the variance parameters (theta..., sigma), from the exact
+        Hessian of the deviance in (theta, sigma) (lmerTest's ``vcov_varpar``)."""
+        vp = self._varpar
+        return pd.DataFrame(vp.vcov, index=list(vp.names), columns=list(vp.names))
+
+    @property
+    def stderr_varpar(self) -> pd.Series:
+        """Wald standard errors of theta and sigma (from :attr:`vcov_varpar`)."""
+        vp = self._varpar
+        return pd.Series(np.sqrt(np.maximum(np.diag(vp.vcov), 0.0)), index=list(vp.names), name="stderr")
+
+    def anova(self, type=3, ddf: str = "Satterthwaite") -> pd.DataFrame:
+        """F tests of the fixed-effects terms (lmerTest's ``anova``): Sum Sq, Mean Sq, NumDF,
+        DenDF, F value, Pr(>F). ``type`` 3 (SAS type III, default) or 1 (sequential);
+        ``ddf`` "Satterthwaite", "Kenward-Roger" or "lme4" (lme4's sequential table).
+        Compare models with :func:`jaxmm.anova`.
+
+        Example:
+            >>> m = jaxmm.lmer("Reaction ~ Days + (Days|Subject)", jaxmm.datasets.load("sleepstudy"))
+            >>> round(float(m.anova().loc["Days", "F value"]), 2)
+            45.85
+        """
+        from ..inference.anova import anova_table
+
+        return anova_table(self, type=type, ddf=ddf)
+
+    def confint(self, parm=None, level: float = 0.95, method: str = "profile", **kwargs) -> pd.DataFrame:
+        """Confidence intervals for the variance components (sd_, cor_, sigma) and the fixed
+        effects, as lme4's ``confint``: ``method`` "profile" (default), "Wald" or "boot".
+        ``parm`` selects rows by name (or "theta_" / "beta_" for all of either kind)."""
+        from ..inference.confint import confint
+
+        return confint(self, parm=parm, level=level, method=method, **kwargs)
+
     # ----- display -----------------------------------------------------------------------
-    def summary(self) -> str:
-        """lme4's ``summary(m)`` as text."""
+    def summary(self, ddf: str = "Satterthwaite") -> str:
+        """lme4's ``summary(m)`` as text, with lmerTest's df and p-values (``ddf="lme4"``
+        for lme4's own table)."""
         from .summary import format_summary
 
-        return format_summary(self)
+        return format_summary(self, ddf=ddf)
 
     def __repr__(self) -> str:
         return self.summary()

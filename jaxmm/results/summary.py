@@ -66,13 +66,47 @@ def random_effects_table(m) -> list[str]:
     return [" " + line for line in _table(header, rows, left=2)]
 
 
-def fixed_effects_table(m) -> list[str]:
+def format_pval(p: float, digits: int = 3) -> str:
+    """R's format.pval (with its default eps, "< 2e-16")."""
+    if not np.isfinite(p):
+        return "NA"
+    if p < 2.220446e-16:
+        return "< 2e-16"
+    txt = f"{p:.{digits}g}"
+    if "e" in txt:
+        mant, exp = txt.split("e")
+        txt = f"{mant}e{int(exp):+03d}"
+    return txt
+
+
+def signif_stars(p: float) -> str:
+    for cut, star in ((0.001, "***"), (0.01, "**"), (0.05, "*"), (0.1, ".")):
+        if p < cut:
+            return star
+    return ""
+
+
+SIGNIF_LEGEND = "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"
+
+
+def fixed_effects_table(m, ddf: str = "Satterthwaite") -> list[str]:
     """R's printCoefmat: estimates and standard errors with common decimals, the statistic
-    rounded to 3 decimals."""
-    tab = m.coef_table()
-    cols = [r_format(tab["Estimate"]), r_format(tab["Std. Error"]), [f"{v:.3f}" for v in tab["t value"]]]
+    rounded to 3 decimals; with df and p-values (and significance stars) unless ``ddf="lme4"``."""
+    tab = m.coef_table(ddf)
+    cols = [r_format(tab["Estimate"]), r_format(tab["Std. Error"])]
+    if "df" in tab:
+        cols.append(r_format(tab["df"]))
+    cols.append([f"{v:.3f}" for v in tab["t value"]])
+    header = [""] + [c for c in tab.columns if c != "Pr(>|t|)"]
+    if "Pr(>|t|)" in tab:
+        cols.append([format_pval(p) for p in tab["Pr(>|t|)"]])
+        cols.append([signif_stars(p) for p in tab["Pr(>|t|)"]])
+        header += ["Pr(>|t|)", ""]
     rows = [[name] + [c[i] for c in cols] for i, name in enumerate(tab.index)]
-    return _table([""] + list(tab.columns), rows)
+    lines = _table(header, rows)
+    if "Pr(>|t|)" in tab:
+        lines += ["---", SIGNIF_LEGEND]
+    return lines
 
 
 def correlation_table(m) -> list[str]:
@@ -88,10 +122,17 @@ def correlation_table(m) -> list[str]:
     return ["Correlation of Fixed Effects:"] + _table([""] + short[:-1], rows)
 
 
-def format_summary(m) -> str:
+def format_summary(m, ddf: str = "Satterthwaite") -> str:
     """The full summary text of a fitted LinearMixedModel."""
+    from ..inference.anova import _ddf
+
+    method = _ddf(ddf)
     kind = "REML" if m.reml else "maximum likelihood "
-    lines = [f"Linear mixed model fit by {kind} ['lmerMod']", f"Formula: {m.formula}"]
+    if method == "lme4":
+        head = f"Linear mixed model fit by {kind} ['lmerMod']"
+    else:
+        head = f"Linear mixed model fit by {kind.strip()}. t-tests use {method}'s method ['lmerModLmerTest']"
+    lines = [head, f"Formula: {m.formula}"]
     if m.data_name:
         lines.append(f"   Data: {m.data_name}")
     lines.append("")
@@ -109,7 +150,7 @@ def format_summary(m) -> str:
     lines.append(f"Number of obs: {m.nobs}, groups:  {groups}")
     if m.n_dropped:
         lines.append(f"({m.n_dropped} observations deleted due to missingness)")
-    lines += ["", "Fixed effects:"] + fixed_effects_table(m)
+    lines += ["", "Fixed effects:"] + fixed_effects_table(m, method)
     corr = correlation_table(m)
     if corr:
         lines += [""] + corr
