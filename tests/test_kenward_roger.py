@@ -172,11 +172,13 @@ def test_contrast_input_checks_and_invariance():
         kr_contrast(st, np.ones((2, 3)))
     with pytest.raises(ModelError, match="non-finite"):
         kr_contrast(st, [np.nan] * 7)
+    with pytest.raises(ModelError, match="zero"):
+        kr_contrast(st, np.zeros((2, 7)))
     L = np.eye(7)[[5, 6]]
     a = kr_contrast(st, L)
     # same row space: a rescaled / recombined / rank-deficient L gives the same test
     b = kr_contrast(st, np.array([[0, 0, 0, 0, 0, 2.0, 1.0], [0, 0, 0, 0, 0, 1.0, -3.0]]))
-    c = kr_contrast(st, np.vstack([L, L.sum(0)]))
+    c = kr_contrast(st, np.vstack([np.zeros(7), L, L.sum(0)]))
     for r in (b, c):
         assert r.num_df == 2
         assert np.allclose([r.f_value, r.den_df, r.p_value], [a.f_value, a.den_df, a.p_value], rtol=1e-10)

@@ -8,8 +8,9 @@ with the Woodbury identity
 
     Sigma^{-1} = K / sigma^2,   K = I - Z Lam M^{-1} Lam' Z',   M = Lam' Z'Z Lam + I,
 
-and U = [Z X], the crossproducts U'K U, U'K^2 U, U'K^3 U follow from U'U by the
-recursion U'K^{k+1}U = U'K^k U - (Lam'Z'U)' M^{-1} Lam' (Z'K^k U). Each E_i is a list of
+and U = [Z X], R = Lam'Z'U, the crossproducts follow from U'U and one Cholesky factor of M:
+Lam'Z'K = M^{-1} Lam'Z', hence U'K^k U = U'U - sum_{j<=k} R' M^{-j} R, and
+tr(K^2) = n - q + tr(M^{-2}). Each E_i is a list of
 index pairs (alpha_s, beta_s) with E_i = sum_s e_alpha e_beta', so
 
     X'S^-1 G_i S^-1 X            = B[alpha_i]' B[beta_i]                (B = Z'S^-1 X)
@@ -40,8 +41,8 @@ __all__ = ["MAX_Q", "selector_pairs", "KRPieces", "kr_pieces"]
 #: Largest total number of random effects for which the dense q x q pieces are built.
 MAX_Q = 5000
 
-# Dense (q+p)^2 float64 matrices alive at the peak: U'U, Lam'Z'U, M^-1 Lam'Z'U, U'KU, U'K^2U.
-_N_DENSE = 5
+# Dense (q+p)^2 float64 matrices alive at the peak: U'U (then U'KU), R or Lc^-1 R, M^-1 R, M.
+_N_DENSE = 4
 
 
 class KRPieces(NamedTuple):
@@ -134,25 +135,32 @@ def kr_pieces(
     U = sp.hstack([Z, sp.csr_matrix(X)], format="csr")
     UtU = (U.T @ U).toarray()
     R = np.asarray(Lam.T @ UtU[:q, :])  # Lam' Z'U, q x (q+p)
-    M = np.asarray((Lam.T @ R[:, :q].T).T) + np.eye(q)
-    cf = sla.cho_factor(M, lower=True)
-    MiR = sla.cho_solve(cf, R)  # M^-1 Lam' Z'U
-    G1 = UtU - R.T @ MiR
-    G1 = 0.5 * (G1 + G1.T)
-    G2 = G1 - MiR.T @ np.asarray(Lam.T @ G1[:q, :])
-    G2 = 0.5 * (G2 + G2.T)
-    X3 = G2[q:, q:] - MiR[:, q:].T @ np.asarray(Lam.T @ G2[:q, q:])  # X'K^3 X
-    del UtU, R, MiR
-    Mi = sla.cho_solve(cf, np.eye(q))
-    LtCL = np.asarray(Lam.T @ np.asarray(Lam.T @ G1[:q, :q]).T)  # Lam' Z'KZ Lam (symmetric)
-    trK = n - q + np.trace(Mi)  # tr(I - Z Lam M^-1 Lam' Z')
-    trK2 = trK - float(np.sum(Mi * LtCL))  # tr(K) - tr(M^-1 Lam' Z'KZ Lam)
-    del Mi, LtCL
+    M = np.asarray((Lam.T @ R[:, :q].T).T)
+    M[np.diag_indices(q)] += 1.0
+    Lc = sla.cholesky(M, lower=True, overwrite_a=True)
+    del M
+    Wr = sla.solve_triangular(Lc, R, lower=True)  # Lc^-1 R
+    del R
+    G1 = UtU
+    G1 -= Wr.T @ Wr  # U'KU = U'U - R'M^-1 R
+    MiR = sla.solve_triangular(Lc, Wr, lower=True, trans="T")  # M^-1 R = Lam' Z'K U
+    del Wr
+    # U'K^2 U = U'KU - R'M^-2 R and U'K^3 U = U'K^2 U - R'M^-3 R; only their X columns
+    # and the entries of Z'K^2 Z on the selectors' diagonals are needed.
+    Mx = MiR[:, q:]
+    G2x = G1[:, q:] - MiR.T @ Mx  # U'K^2 X
+    X3 = G2x[q:] - Mx.T @ sla.cho_solve((Lc, True), Mx)  # X'K^3 X
+    Minv = sla.lapack.dpotri(Lc, lower=1)[0]  # M^-1, lower triangle
+    trK2 = n - q + 2.0 * np.sum(np.tril(Minv) ** 2) - np.sum(np.diag(Minv) ** 2)  # n - q + tr(M^-2)
+    del Minv, Lc
+
+    def zk2z_trace(alpha, beta):  # tr(E Z'K^2 Z) = sum_s (Z'K^2 Z)[beta_s, alpha_s]
+        return float(np.sum(G1[beta, alpha]) - np.sum(MiR[:, beta] * MiR[:, alpha]))
 
     s2, s4, s6 = sigma2, sigma2**2, sigma2**3
-    C1, B1 = G1[:q, :q] / s2, G1[:q, q:] / s2  # Z'S^-1 Z, Z'S^-1 X
-    C2, B2 = G2[:q, :q] / s4, G2[:q, q:] / s4  # Z'S^-2 Z, Z'S^-2 X
-    XS2X, XS3X = G2[q:, q:] / s4, 0.5 * (X3 + X3.T) / s6
+    C1, B1 = G1[:q, :q], G1[:q, q:] / s2  # sigma^2 Z'S^-1 Z (a view), Z'S^-1 X
+    B2 = G2x[:q] / s4  # Z'S^-2 X
+    XS2X, XS3X = 0.5 * (G2x[q:] + G2x[q:].T) / s4, 0.5 * (X3 + X3.T) / s6
 
     m = len(pairs) + 1
     P = np.empty((m, p, p))
@@ -162,13 +170,13 @@ def kr_pieces(
         P[i] = -(B1[ai].T @ B1[bi])
         for j in range(i, len(pairs)):
             aj, bj = pairs[j]
-            Cij = C1[np.ix_(bi, aj)]
+            Cij = C1[np.ix_(bi, aj)] / s2
             Q[i, j] = B1[ai].T @ Cij @ B1[bj]
             Q[j, i] = Q[i, j].T
-            K[i, j] = K[j, i] = float(np.sum(Cij * C1[np.ix_(bj, ai)].T))
+            K[i, j] = K[j, i] = float(np.sum(Cij * C1[np.ix_(bj, ai)].T)) / s2
         Q[i, -1] = B1[ai].T @ B2[bi]
         Q[-1, i] = Q[i, -1].T
-        K[i, -1] = K[-1, i] = float(np.sum(C2[bi, ai]))
+        K[i, -1] = K[-1, i] = zk2z_trace(ai, bi) / s4
     P[-1] = -XS2X
     Q[-1, -1] = XS3X
     K[-1, -1] = trK2 / s4

@@ -147,7 +147,9 @@ def kr_state(fit) -> KRState:
         else:
             W = 2.0 * np.linalg.pinv(info, rcond=np.sqrt(np.finfo(float).eps))
         W = 0.5 * (W + W.T)
-        U = np.einsum("ij,ijab->ab", W, pc.Q) - np.einsum("ij,iac,jcb->ab", W, pc.P, PhiP)
+        m, p = W.shape[0], phi.shape[0]
+        WPhiP = (W @ PhiP.reshape(m, -1)).reshape(m, p, p)  # sum_j W_ij Phi P_j
+        U = np.einsum("ij,ijab->ab", W, pc.Q) - np.sum(pc.P @ WPhiP, axis=0)
         phi_adj = phi + 2.0 * phi @ U @ phi
         phi_adj = 0.5 * (phi_adj + phi_adj.T)
     return KRState(
@@ -160,10 +162,12 @@ def kr_state(fit) -> KRState:
 def _a1_a2(state: KRState, L: np.ndarray) -> tuple[float, float]:
     phi = state.phi
     Theta = L.T @ np.linalg.solve(L @ phi @ L.T, L)
-    u = np.einsum("ab,ibc,cd->iad", Theta @ phi, state.P, phi)
+    u = (Theta @ phi)[None] @ state.P @ phi  # u_i = Theta Phi P_i Phi
+    m = u.shape[0]
     tr = np.einsum("iaa->i", u)
     A1 = float(tr @ state.W @ tr)
-    A2 = float(np.einsum("ij,iab,jba->", state.W, u, u))
+    tr_uu = u.reshape(m, -1) @ u.transpose(0, 2, 1).reshape(m, -1).T  # tr(u_i u_j)
+    A2 = float(np.sum(state.W * tr_uu))
     return A1, A2
 
 
@@ -205,6 +209,8 @@ def _as_matrix(state: KRState, L) -> np.ndarray:
         )
     if not np.all(np.isfinite(L)):
         raise ModelError("the contrast matrix L has non-finite entries")
+    if not np.any(L):
+        raise ModelError("the contrast matrix L is zero: there is nothing to test")
     return L
 
 
@@ -225,26 +231,30 @@ def kr_contrast(state: KRState, L, rhs=0.0) -> KRTTest | KRFTest:
     L = _as_matrix(state, L)
     rhs = np.broadcast_to(np.asarray(rhs, dtype=np.float64), (L.shape[0],))
     with compute():
-        if L.shape[0] == 1:
-            est = float(L[0] @ state.beta)
-            var = float(L[0] @ state.phi_adj @ L[0])
-            A1, A2 = _a1_a2(state, L)
-            df, _ = kr_ddf(A1, A2, 1)
-            se = float(np.sqrt(var))
-            t = float((est - rhs[0]) / se)
-            return KRTTest(est, se, df, t, float(2.0 * stats.t.sf(abs(t), df)))
-        betaH = np.zeros_like(state.beta) if np.all(rhs == 0) else np.linalg.pinv(L) @ rhs
-        sv = np.linalg.svd(L, compute_uv=False)
-        q = int(np.sum(sv > max(L.shape) * np.finfo(float).eps * sv[0]))
-        if q < L.shape[0]:  # pbkrtest: replace L by an orthonormal basis of its rows
-            L = np.linalg.qr(L.T)[0][:, :q].T
+        return _contrast(state, L, rhs)
+
+
+def _contrast(state: KRState, L: np.ndarray, rhs: np.ndarray) -> KRTTest | KRFTest:
+    if L.shape[0] == 1:
+        est = float(L[0] @ state.beta)
+        var = float(L[0] @ state.phi_adj @ L[0])
         A1, A2 = _a1_a2(state, L)
-        df, scaling = kr_ddf(A1, A2, q)
-        d = L @ (state.beta - betaH)
-        f_u = float(d @ np.linalg.solve(L @ state.phi_adj @ L.T, d)) / q
-        f = float(scaling * f_u)
-        ms = float(f_u * state.sigma**2)
-        return KRFTest(f, q, df, float(stats.f.sf(f, q, df)), f_u, scaling, ms * q, ms)
+        df, _ = kr_ddf(A1, A2, 1)
+        se = float(np.sqrt(var))
+        t = float((est - rhs[0]) / se)
+        return KRTTest(est, se, df, t, float(2.0 * stats.t.sf(abs(t), df)))
+    betaH = np.zeros_like(state.beta) if np.all(rhs == 0) else np.linalg.pinv(L) @ rhs
+    _, sv, Vt = np.linalg.svd(L, full_matrices=False)
+    q = int(np.sum(sv > max(L.shape) * np.finfo(float).eps * sv[0]))
+    if q < L.shape[0]:  # pbkrtest: replace L by an orthonormal basis of its rows
+        L = Vt[:q]
+    A1, A2 = _a1_a2(state, L)
+    df, scaling = kr_ddf(A1, A2, q)
+    d = L @ (state.beta - betaH)
+    f_u = float(d @ np.linalg.solve(L @ state.phi_adj @ L.T, d)) / q
+    f = float(scaling * f_u)
+    ms = float(f_u * state.sigma**2)
+    return KRFTest(f, q, df, float(stats.f.sf(f, q, df)), f_u, scaling, ms * q, ms)
 
 
 def kr_coef_table(state: KRState) -> pd.DataFrame:
@@ -255,7 +265,9 @@ def kr_coef_table(state: KRState) -> pd.DataFrame:
         >>> kr_coef_table(kr_state(m)).columns.tolist()
         ['Estimate', 'Std. Error', 'df', 't value', 'Pr(>|t|)']
     """
-    rows = [kr_contrast(state, np.eye(len(state.beta))[k]) for k in range(len(state.beta))]
+    p = len(state.beta)
+    with compute():
+        rows = [_contrast(state, np.eye(p)[k : k + 1], np.zeros(1)) for k in range(p)]
     return pd.DataFrame(
         [[r.estimate, r.std_error, r.df, r.t_value, r.p_value] for r in rows],
         index=list(state.x_names), columns=["Estimate", "Std. Error", "df", "t value", "Pr(>|t|)"],
