@@ -319,3 +319,18 @@ class LinearMixedModel:
 
     def __repr__(self) -> str:
         return self.summary()
+
+    # ----- Kenward-Roger -----
+    @cached_property
+    def _kr_state(self):
+        """Kenward-Roger's ingredients at the REML estimates (see jaxmm.inference.kenward_roger)."""
+        from ..inference.kenward_roger import kr_state
+
+        return kr_state(self)
+
+    @cached_property
+    def vcov_kr(self) -> pd.DataFrame:
+        """Kenward-Roger's adjusted covariance of the fixed effects (pbkrtest's ``vcovAdj``;
+        REML fits only)."""
+        names = list(self.design.x_names)
+        return pd.DataFrame(self._kr_state.phi_adj, index=names, columns=names)
