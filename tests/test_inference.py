@@ -221,3 +221,20 @@ def test_ml_refit_for_lrt_matches_direct_ml_fit():
     re = jaxmm.inference.refit_ml(reml)
     assert not re.reml and abs(re.deviance - ml.deviance) < 1e-6
     assert dataset_for(load_ref("hr2")) is not None
+
+
+@pytest.mark.parametrize("model_id", [m for m in WITH_TERMS if "anova_KR_typeIII" in load_ref(m)])
+def test_anova_kenward_roger_all_terms(model_id):
+    """Every term of pbkrtest/lmerTest's KR type III table, including lower-order terms
+    inside interactions (hr's Drug and Time, cake's recipe and temperature)."""
+    ref, m = load_ref(model_id), fitted(model_id)
+    want = pd.DataFrame(ref["anova_KR_typeIII"]).set_index("term")
+    got = m.anova(type=3, ddf="Kenward-Roger")
+    assert list(got.index) == list(want.index)
+    for col in ("F value", "DenDF", "Sum Sq"):
+        assert rel(got[col], want[col]) < 1e-4, col
+    assert np.max(np.abs(got["Pr(>F)"] - want["Pr(>F)"])) < 1e-4
+    kr = m.coef_table("Kenward-Roger")
+    want_t = pd.DataFrame(ref["kenward_roger"]).set_index("term")
+    assert rel(kr["df"], want_t["df"]) < 1e-4
+    assert "Kenward-Roger's method" in m.summary(ddf="Kenward-Roger")

@@ -65,6 +65,20 @@ def lme4_anova(fit) -> AnovaTable:
     return with_heading(out, "Analysis of Variance Table")
 
 
+def _kr_f_test(fit, L: np.ndarray) -> FTest:
+    """Kenward-Roger's F test of one term, in lmerTest's columns (a single row is the
+    squared t test; its F scaling is 1)."""
+    from .kenward_roger import KRTTest, kr_contrast
+
+    if L.shape[0] == 0:
+        return FTest(np.nan, np.nan, 0, np.nan, np.nan, np.nan)
+    r = kr_contrast(fit._kr_state, L)
+    if isinstance(r, KRTTest):
+        F = r.t_value**2
+        return FTest(F * fit.sigma**2, F * fit.sigma**2, 1, r.df, F, r.p_value)
+    return FTest(r.sum_sq, r.mean_sq, r.num_df, r.den_df, r.f_value, r.p_value)
+
+
 def anova_table(fit, type=3, ddf: str = "Satterthwaite") -> AnovaTable:
     """F tests per fixed-effects term (lmerTest's ``anova``).
 
@@ -91,10 +105,8 @@ def anova_table(fit, type=3, ddf: str = "Satterthwaite") -> AnovaTable:
         for label, L in Ls.items():
             rows[label] = f_test(vp, beta, L, fit.sigma)
     else:
-        from .kenward_roger import kr_f_test
-
         for label, L in Ls.items():
-            rows[label] = kr_f_test(fit, L)
+            rows[label] = _kr_f_test(fit, L)
     out = pd.DataFrame([list(r) for r in rows.values()], index=pd.Index(list(rows), name="term"),
                        columns=F_COLUMNS)
     out["NumDF"] = out["NumDF"].astype(int)

@@ -29,9 +29,11 @@ def coef_tests(fit, ddf: str = "Satterthwaite") -> pd.DataFrame:
         vp = fit._varpar
         rows = [t_test(vp, beta, eye[i]) for i in range(beta.size)]
     else:
-        from .kenward_roger import kr_t_test
+        from .kenward_roger import kr_coef_table
 
-        rows = [kr_t_test(fit, eye[i]) for i in range(beta.size)]
+        out = kr_coef_table(fit._kr_state)
+        out.attrs["ddf"] = method
+        return out
     out = pd.DataFrame([r[:4] for r in rows], index=names, columns=["Estimate", "Std. Error", "df", "t value"])
     out["Pr(>|t|)"] = [r.p for r in rows]
     out.attrs["ddf"] = method
