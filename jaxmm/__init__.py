@@ -43,12 +43,14 @@ from .optimize.lmm import OptSummary, optimize_lmm
 from .optimize.start import moment_start
 from .precision import x64
 from .results.lmm import LinearMixedModel
+from .results.persist import load
 
 __version__ = "0.1.0"
 
 __all__ = [
     "lmer",
     "anova",
+    "load",
     "lformula",
     "mk_devfun",
     "optimize_lmm",

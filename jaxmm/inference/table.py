@@ -34,6 +34,12 @@ class AnovaTable(pd.DataFrame):
     def __str__(self) -> str:
         return self.__repr__()
 
+    def _repr_html_(self) -> str:
+        import html
+
+        head = "".join(f"<p>{html.escape(h)}</p>" for h in (getattr(self, "heading", None) or []))
+        return head + pd.DataFrame(self).to_html(float_format=lambda v: f"{v:.6g}", na_rep="")
+
 
 def with_heading(df: pd.DataFrame, *lines: str) -> AnovaTable:
     out = AnovaTable(df)

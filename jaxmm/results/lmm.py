@@ -320,6 +320,32 @@ class LinearMixedModel:
     def __repr__(self) -> str:
         return self.summary()
 
+    def _repr_html_(self) -> str:
+        import html
+
+        return f"<pre>{html.escape(self.summary())}</pre>"
+
+    # ----- tidy tables and saved fits ------------------------------------------------------
+    def tidy(self, effects=("fixed", "ran_pars"), conf_int: bool = False, conf_level: float = 0.95,
+             ddf: str = "Satterthwaite", conf_method: str = "Wald") -> pd.DataFrame:
+        """broom.mixed's ``tidy``: one row per parameter (see :func:`jaxmm.results.tidy.tidy`)."""
+        from .tidy import tidy
+
+        return tidy(self, effects, conf_int, conf_level, ddf, conf_method)
+
+    def glance(self) -> pd.DataFrame:
+        """broom.mixed's ``glance``: nobs, sigma, logLik, AIC, BIC, deviance, df.residual."""
+        from .tidy import glance
+
+        return glance(self)
+
+    def save(self, path):
+        """Write the fit to a small JSON file; :func:`jaxmm.load` restores it on the same data
+        without re-optimizing."""
+        from .persist import save
+
+        return save(self, path)
+
     # ----- Kenward-Roger -----
     @cached_property
     def _kr_state(self):
