@@ -146,7 +146,7 @@ def format_summary(m, ddf: str = "Satterthwaite") -> str:
     q = np.quantile(m.residuals(scaled=True), [0, 0.25, 0.5, 0.75, 1])
     lines += _table(["Min", "1Q", "Median", "3Q", "Max"], [[f"{v:.4f}" for v in q]], left=0)
     lines += ["", "Random effects:"] + random_effects_table(m)
-    groups = ", ".join(f"{g}, {n}" for g, n in m.ngroups.items())
+    groups = "; ".join(f"{g}, {n}" for g, n in m.ngroups.items())
     lines.append(f"Number of obs: {m.nobs}, groups:  {groups}")
     if m.n_dropped:
         lines.append(f"({m.n_dropped} observations deleted due to missingness)")
