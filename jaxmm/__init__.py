@@ -41,11 +41,13 @@ from .optimize.lmm import OptSummary, optimize_lmm
 from .optimize.start import moment_start
 from .precision import x64
 from .results.lmm import LinearMixedModel
+from .batch import lmer_many
 
 __version__ = "0.1.0"
 
 __all__ = [
     "lmer",
+    "lmer_many",
     "lformula",
     "mk_devfun",
     "optimize_lmm",

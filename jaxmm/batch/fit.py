@@ -1,0 +1,108 @@
+"""One compiled program fitting a batch of responses on one design (vmap over y only).
+
+Each lane runs the same steps as :func:`jaxmm.optimize.lmm.fit_program` — L-BFGS on
+unconstrained theta, column signs normalized, numerically-zero diagonals snapped to exactly
+zero when that does not raise the criterion, then beta and sigma there — but without the
+Hessian: replicates need estimates, not convergence diagnostics, and a Hessian per lane
+would add batched LAPACK calls that XLA's CPU pool may run concurrently (a deadlock risk)
+and, near singular fits, straggler lanes. Every lane's iterations are capped (``maxiter``);
+a lane that hits the cap or ends non-finite is flagged, never raised, and the batch goes on.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..core.layout import Blocks, Layout, with_response
+from ..core.solve import estimates
+from ..optimize.lmm import SINGULAR_TOL, column_signs, diag_mask
+from .lane import lane_objective, lbfgs
+from .responses import ResponseMap, batch_crossproducts
+from .simulate import SimModel, simulate_batch
+
+#: Default iteration cap of one replicate (a single fit's default is 1000).
+REPLICATE_MAXITER = 300
+
+
+class LaneFit(NamedTuple):
+    """One lane's result (a pytree; a batch has a leading axis on every leaf).
+
+    Attributes:
+        theta: (n_theta,) estimate, lme4's order, diagonals >= 0.
+        fun: criterion at ``theta`` (REML criterion or ML deviance).
+        beta: (p,) fixed effects.
+        pwrss: penalized residual sum of squares (sigma^2 = pwrss / (n - p*reml)).
+        status: the optimizer's status (0, 1 converged; 2 iteration cap; 3 non-finite).
+        n_iter: L-BFGS iterations.
+        max_grad: largest |gradient| over the parameters not on the boundary.
+    """
+
+    theta: jnp.ndarray
+    fun: jnp.ndarray
+    beta: jnp.ndarray
+    pwrss: jnp.ndarray
+    status: jnp.ndarray
+    n_iter: jnp.ndarray
+    max_grad: jnp.ndarray
+
+
+def start_theta(theta: np.ndarray, layout: Layout, floor: float = 0.05) -> np.ndarray:
+    """A refit's start: the fitted theta with diagonals raised to at least ``floor`` (the
+    criterion's gradient vanishes at a zero diagonal, so a start there never leaves it)."""
+    theta = np.asarray(theta, np.float64).copy()
+    diag = diag_mask(layout)
+    theta[diag] = np.maximum(np.abs(theta[diag]), floor)
+    return theta
+
+
+def fit_lane(theta0, blocks: Blocks, layout: Layout, reml: bool, maxiter: int, gtol: float) -> LaneFit:
+    """Fit one response (its crossproducts already in ``blocks``)."""
+    fun = lambda t: lane_objective(t, blocks, layout, reml)  # noqa: E731
+    sol = lbfgs(fun, theta0, maxiter=maxiter, gtol=gtol)
+    theta = sol.x * column_signs(sol.x, layout)
+    diag = jnp.asarray(diag_mask(layout))
+    tiny = diag & (jnp.abs(theta) < SINGULAR_TOL)
+    snapped = jnp.where(tiny, 0.0, theta)
+    f_snap = fun(snapped)  # under vmap a cond would run both branches anyway
+    accept = jnp.any(tiny) & (f_snap <= sol.fun + 1e-10 * jnp.maximum(1.0, jnp.abs(sol.fun)))
+    theta = jnp.where(accept, snapped, theta)
+    est = estimates(theta, blocks, layout)
+    free = ~(tiny & accept)
+    max_grad = jnp.max(jnp.where(free, jnp.abs(sol.grad), 0.0))
+    return LaneFit(
+        theta=theta, fun=jnp.where(accept, f_snap, sol.fun), beta=est.beta, pwrss=est.pwrss,
+        status=sol.status, n_iter=sol.n_iter, max_grad=max_grad,
+    )
+
+
+def fit_responses(theta0, Y, blocks: Blocks, rmap: ResponseMap, layout: Layout, reml: bool,
+                  maxiter: int, gtol: float) -> LaneFit:
+    """Fit every response in Y (B, n) on the design of ``blocks``; a batch of LaneFit."""
+    C1y, Ay = batch_crossproducts(Y, rmap, layout)
+
+    def one(c1y, ay):
+        return fit_lane(theta0, with_response(blocks, layout, c1y, ay), layout, reml, maxiter, gtol)
+
+    return jax.vmap(one)(C1y, Ay)
+
+
+_STATIC = ("layout", "reml", "maxiter", "nlevels")
+
+
+@partial(jax.jit, static_argnames=("layout", "reml", "maxiter"))
+def fit_many_program(theta0, Y, blocks, rmap, layout, reml, maxiter, gtol) -> LaneFit:
+    """Jit-compiled :func:`fit_responses`."""
+    return fit_responses(theta0, Y, blocks, rmap, layout, reml, maxiter, gtol)
+
+
+@partial(jax.jit, static_argnames=_STATIC)
+def bootstrap_program(key, idx, sim: SimModel, nlevels, theta0, blocks, layout, reml,
+                      maxiter, gtol) -> LaneFit:
+    """Simulate the replicates numbered ``idx`` and fit each: one compiled program."""
+    Y = simulate_batch(key, idx, sim, nlevels)
+    return fit_responses(theta0, Y, blocks, sim.rmap, layout, reml, maxiter, gtol)

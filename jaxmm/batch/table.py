@@ -1,0 +1,39 @@
+"""One row per fitted lane: criterion, sigma, beta, theta, lme4's sd/cor names, flags.
+
+Columns: ``objective`` (REML criterion or ML deviance), ``sigma``, the fixed effects by
+name, theta by lme4's names, the standard deviations and correlations by lme4's
+``confint`` names (``sd_(Intercept)|Subject`` ...), then ``converged`` (the optimizer met
+its gradient or no-decrease test with a finite criterion), ``singular`` (lme4's
+isSingular: a diagonal of some T below 1e-4), ``status`` (0/1 converged, 2 iteration cap
+reached, 3 non-finite), ``n_iter`` and ``max_grad``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..covariance import Unstructured
+from .params import theta_names, vc_columns
+
+
+def lane_table(lanes, terms, x_names, nobs: int, reml: bool, index=None) -> pd.DataFrame:
+    """The DataFrame of a batch of :class:`jaxmm.batch.fit.LaneFit` results (NumPy leaves)."""
+    p = len(x_names)
+    theta = np.asarray(lanes.theta)
+    sigma = np.sqrt(np.asarray(lanes.pwrss) / (nobs - (p if reml else 0)))
+    cols: dict[str, np.ndarray] = {"objective": np.asarray(lanes.fun), "sigma": sigma}
+    beta = np.asarray(lanes.beta)
+    for k, nm in enumerate(x_names):
+        cols[nm] = beta[:, k]
+    for k, nm in enumerate(theta_names(terms)):
+        cols[nm] = theta[:, k]
+    cols.update(vc_columns(terms, theta, sigma))
+    status = np.asarray(lanes.status)
+    diag = np.concatenate([Unstructured(t.q).is_diag for t in terms])
+    cols["converged"] = (status <= 1) & np.isfinite(cols["objective"])
+    cols["singular"] = np.any(theta[:, diag] < 1e-4, axis=1)
+    cols["status"] = status.astype(int)
+    cols["n_iter"] = np.asarray(lanes.n_iter).astype(int)
+    cols["max_grad"] = np.asarray(lanes.max_grad)
+    return pd.DataFrame(cols, index=index)
