@@ -239,3 +239,20 @@ def test_lmer_many_and_missing_responses():
         jaxmm.lmer_many("y ~ 1 + (1|plate)", df, ["diameter", "txt"])
     with pytest.raises(jaxmm.DataError, match="rows"):
         fitted("penicillin").refit_many(np.ones((5, 2)))
+
+
+def test_power_analysis_example(tmp_path):
+    """examples/power_analysis.py runs (small sizes, headless plot) and gives sane power."""
+    import importlib.util
+    from pathlib import Path
+
+    pytest.importorskip("matplotlib")
+    path = Path(__file__).parents[1] / "examples" / "power_analysis.py"
+    spec = importlib.util.spec_from_file_location("power_analysis", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "power.png"
+    table = mod.main(["--nsim", "40", "--subjects", "8,24", "--effects", "0,12", "--out", str(out)])
+    assert out.stat().st_size > 1000
+    assert table.loc[0.0].max() < 0.3  # about the 5 % level
+    assert table.loc[12.0, 24] > 0.9  # a large slope with 24 subjects is found

@@ -40,6 +40,7 @@ class LaneFit(NamedTuple):
         status: the optimizer's status (0, 1 converged; 2 iteration cap; 3 non-finite).
         n_iter: L-BFGS iterations.
         max_grad: largest |gradient| over the parameters not on the boundary.
+        RX: (p, p) Cholesky factor of the fixed-effects block (vcov = sigma^2 (RX RX')^-1).
     """
 
     theta: jnp.ndarray
@@ -49,6 +50,7 @@ class LaneFit(NamedTuple):
     status: jnp.ndarray
     n_iter: jnp.ndarray
     max_grad: jnp.ndarray
+    RX: jnp.ndarray
 
 
 def start_theta(theta: np.ndarray, layout: Layout, floor: float = 0.05) -> np.ndarray:
@@ -76,7 +78,7 @@ def fit_lane(theta0, blocks: Blocks, layout: Layout, reml: bool, maxiter: int, g
     max_grad = jnp.max(jnp.where(free, jnp.abs(sol.grad), 0.0))
     return LaneFit(
         theta=theta, fun=jnp.where(accept, f_snap, sol.fun), beta=est.beta, pwrss=est.pwrss,
-        status=sol.status, n_iter=sol.n_iter, max_grad=max_grad,
+        status=sol.status, n_iter=sol.n_iter, max_grad=max_grad, RX=est.RX,
     )
 
 

@@ -5,7 +5,8 @@ name, theta by lme4's names, the standard deviations and correlations by lme4's
 ``confint`` names (``sd_(Intercept)|Subject`` ...), then ``converged`` (the optimizer met
 its gradient or no-decrease test with a finite criterion), ``singular`` (lme4's
 isSingular: a diagonal of some T below 1e-4), ``status`` (0/1 converged, 2 iteration cap
-reached, 3 non-finite), ``n_iter`` and ``max_grad``.
+reached, 3 non-finite), ``n_iter``, ``max_grad``, and the fixed effects' standard errors
+``se_(Intercept)``, ``se_Days`` ... (sigma^2 (RX RX')^-1, as ``vcov``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,21 @@ import pandas as pd
 
 from ..covariance import Unstructured
 from .params import theta_names, vc_columns
+
+
+def _inv_all(RX: np.ndarray) -> np.ndarray:
+    """Inverses of a batch of matrices; NaN for any that are singular or not finite."""
+    ok = np.all(np.isfinite(RX), axis=(1, 2))
+    out = np.full_like(RX, np.nan)
+    try:
+        out[ok] = np.linalg.inv(RX[ok])
+    except np.linalg.LinAlgError:
+        for b in np.flatnonzero(ok):
+            try:
+                out[b] = np.linalg.inv(RX[b])
+            except np.linalg.LinAlgError:
+                pass
+    return out
 
 
 def lane_table(lanes, terms, x_names, nobs: int, reml: bool, index=None) -> pd.DataFrame:
@@ -36,4 +52,9 @@ def lane_table(lanes, terms, x_names, nobs: int, reml: bool, index=None) -> pd.D
     cols["status"] = status.astype(int)
     cols["n_iter"] = np.asarray(lanes.n_iter).astype(int)
     cols["max_grad"] = np.asarray(lanes.max_grad)
+    with np.errstate(all="ignore"):
+        Ri = _inv_all(np.asarray(lanes.RX))
+        se = sigma[:, None] * np.sqrt(np.einsum("bij,bij->bj", Ri, Ri))
+    for k, nm in enumerate(x_names):
+        cols[f"se_{nm}"] = se[:, k]
     return pd.DataFrame(cols, index=index)
