@@ -11,6 +11,7 @@ a lane that hits the cap or ends non-finite is flagged, never raised, and the ba
 
 from __future__ import annotations
 
+import math
 from functools import partial
 from typing import NamedTuple
 
@@ -62,6 +63,13 @@ def start_theta(theta: np.ndarray, layout: Layout, floor: float = 0.05) -> np.nd
     return theta
 
 
+def _criterion(est, n, p: int, reml: bool):
+    """REML criterion or ML deviance from the conditional estimates (as core.objective)."""
+    N = n - (p if reml else 0)
+    ld = est.ldL2 + (est.ldRX2 if reml else 0.0)
+    return ld + N * jnp.log(est.pwrss) + N * (1.0 + jnp.log(2.0 * math.pi / N))
+
+
 def fit_lane(theta0, blocks: Blocks, layout: Layout, reml: bool, maxiter: int, gtol: float) -> LaneFit:
     """Fit one response (its crossproducts already in ``blocks``)."""
     fun = lambda t: lane_objective(t, blocks, layout, reml)  # noqa: E731
@@ -70,14 +78,18 @@ def fit_lane(theta0, blocks: Blocks, layout: Layout, reml: bool, maxiter: int, g
     diag = jnp.asarray(diag_mask(layout))
     tiny = diag & (jnp.abs(theta) < SINGULAR_TOL)
     snapped = jnp.where(tiny, 0.0, theta)
-    f_snap = fun(snapped)  # under vmap a cond would run both branches anyway
-    accept = jnp.any(tiny) & (f_snap <= sol.fun + 1e-10 * jnp.maximum(1.0, jnp.abs(sol.fun)))
+    # Estimates at the snapped and the unsnapped theta in one (inner) batch: one copy of the
+    # code; the criterion is read off the estimates.
+    est2 = jax.vmap(lambda t: estimates(t, blocks, layout))(jnp.stack([snapped, theta]))
+    f2 = _criterion(est2, blocks.n, layout.p, reml)
+    accept = jnp.any(tiny) & (f2[0] <= sol.fun + 1e-10 * jnp.maximum(1.0, jnp.abs(sol.fun)))
+    pick = jnp.where(accept, 0, 1)
+    est = jax.tree_util.tree_map(lambda a: a[pick], est2)
     theta = jnp.where(accept, snapped, theta)
-    est = estimates(theta, blocks, layout)
     free = ~(tiny & accept)
     max_grad = jnp.max(jnp.where(free, jnp.abs(sol.grad), 0.0))
     return LaneFit(
-        theta=theta, fun=jnp.where(accept, f_snap, sol.fun), beta=est.beta, pwrss=est.pwrss,
+        theta=theta, fun=jnp.where(accept, f2[0], sol.fun), beta=est.beta, pwrss=est.pwrss,
         status=sol.status, n_iter=sol.n_iter, max_grad=max_grad, RX=est.RX,
     )
 

@@ -53,19 +53,22 @@ def lane_objective(theta: jnp.ndarray, blocks: Blocks, layout: Layout, reml: boo
 
 def _direction(g, S, Y, rho):
     """L-BFGS two-loop recursion; memory newest first, empty slots have rho = 0."""
-    q = g
-    alphas = []
-    for i in range(S.shape[0]):
-        a = rho[i] * jnp.dot(S[i], q)
-        q = q - a * Y[i]
-        alphas.append(a)
+
+    def first(q, syr):
+        s, y, r = syr
+        a = r * jnp.dot(s, q)
+        return q - a * y, a
+
+    q, alphas = jax.lax.scan(first, g, (S, Y, rho))
     yy = jnp.dot(Y[0], Y[0])
     gamma = jnp.where(rho[0] > 0, 1.0 / jnp.where(rho[0] > 0, rho[0] * yy, 1.0), 0.0)
     gamma = jnp.where(gamma > 0, gamma, 1.0 / jnp.maximum(1.0, jnp.max(jnp.abs(g))))
-    r = gamma * q
-    for i in reversed(range(S.shape[0])):
-        b = rho[i] * jnp.dot(Y[i], r)
-        r = r + S[i] * (alphas[i] - b)
+
+    def second(r, syra):
+        s, y, rh, a = syra
+        return r + s * (a - rh * jnp.dot(y, r)), None
+
+    r, _ = jax.lax.scan(second, gamma * q, (S, Y, rho, alphas), reverse=True)
     return -r
 
 
@@ -75,8 +78,13 @@ def lbfgs(
     max_backtrack: int = 30,
 ) -> Solution:
     """Minimize ``fun`` from ``x0``: L-BFGS with backtracking (Armijo) line search, inside
-    ``lax.while_loop`` (jit and vmap friendly). Stopping rules and status codes are those
-    of :func:`jaxmm.optimize.lbfgs.minimize`.
+    one ``lax.while_loop`` (jit and vmap friendly). Stopping rules and status codes are
+    those of :func:`jaxmm.optimize.lbfgs.minimize`.
+
+    The loop evaluates the objective and gradient exactly once per trip, at a trial point;
+    the trip then either accepts it (a new iterate and direction) or halves the step. The
+    program holds one copy of the gradient, and under ``vmap`` lanes in different phases
+    (line search or not) advance together instead of waiting for each other's inner loops.
 
     Example:
         >>> import jax.numpy as jnp
@@ -87,61 +95,57 @@ def lbfgs(
     """
     vg = jax.value_and_grad(fun)
     n = x0.shape[0]
-    f0, g0 = vg(x0)
+    dt = x0.dtype
 
     def small_grad(f, g):
         return jnp.max(jnp.abs(g)) <= jnp.maximum(gtol, gtol_rel * jnp.abs(f))
 
-    def cond(c):
-        return ~c["done"]
-
-    def body(c):
-        x, f, g = c["x"], c["f"], c["g"]
-        d = _direction(g, c["S"], c["Y"], c["rho"])
+    def new_direction(g, S, Y, rho):
+        d = _direction(g, S, Y, rho)
         gd = jnp.dot(g, d)
         bad = ~(gd < 0) | ~jnp.all(jnp.isfinite(d))
         d = jnp.where(bad, -g / jnp.maximum(1.0, jnp.max(jnp.abs(g))), d)
-        gd = jnp.where(bad, jnp.dot(g, d), gd)
+        return d, jnp.dot(g, d)
 
-        def ls_cond(s):
-            t, fn, gn, k = s
-            ok = fn <= f + 1e-4 * t * gd
-            return ~ok & (k < max_backtrack) & ~c["done"]
-
-        def ls_body(s):
-            t, _, _, k = s
-            t = 0.5 * t
-            fn, gn = vg(x + t * d)
-            return t, fn, gn, k + 1
-
-        fn, gn = vg(x + d)
-        t, fn, gn, k = jax.lax.while_loop(ls_cond, ls_body, (jnp.ones((), x.dtype), fn, gn, 0))
-        accepted = (fn <= f + 1e-4 * t * gd) & jnp.isfinite(fn)
-        xn = jnp.where(accepted, x + t * d, x)
-        fn = jnp.where(accepted, fn, f)
-        gn = jnp.where(accepted, gn, g)
-        s, y = xn - x, gn - g
+    def body(c):
+        ft, gt = vg(c["xt"])
+        first = c["it"] < 0
+        # Armijo test of the trial point (the first trip only evaluates x0)
+        ok = (ft <= c["f"] + 1e-4 * c["t"] * c["gd"]) & jnp.isfinite(ft) & ~first
+        s, y = c["xt"] - c["x"], gt - c["g"]
         sy = jnp.dot(s, y)
-        keep = accepted & (sy > 1e-10 * jnp.linalg.norm(s) * jnp.linalg.norm(y))
+        keep = ok & (sy > 1e-10 * jnp.linalg.norm(s) * jnp.linalg.norm(y))
         S = jnp.where(keep, jnp.roll(c["S"], 1, axis=0).at[0].set(s), c["S"])
         Y = jnp.where(keep, jnp.roll(c["Y"], 1, axis=0).at[0].set(y), c["Y"])
         rho = jnp.where(keep, jnp.roll(c["rho"], 1).at[0].set(1.0 / jnp.where(keep, sy, 1.0)), c["rho"])
-        small = (f - fn) <= ftol * (1.0 + jnp.abs(fn))
-        stall = jnp.where(small, c["stall"] + 1, 0)
-        it = c["it"] + 1
+        moved = ok | first
+        x = jnp.where(moved, c["xt"], c["x"])
+        f = jnp.where(moved, ft, c["f"])
+        g = jnp.where(moved, gt, c["g"])
+        it = jnp.where(moved, c["it"] + 1, c["it"])
+        small = ok & ((c["f"] - ft) <= ftol * (1.0 + jnp.abs(ft)))
+        stall = jnp.where(ok, jnp.where(small, c["stall"] + 1, 0), c["stall"])
+        k = jnp.where(moved, 0, c["k"] + 1)
+        failed = ~moved & (k >= max_backtrack)
         status = jnp.where(
-            small_grad(fn, gn), 0,
-            jnp.where(~accepted | (stall >= 2), 1, jnp.where(it >= maxiter, 2, -1)),
+            first & ~jnp.isfinite(ft), 3,
+            jnp.where(moved & small_grad(f, g), 0,
+                      jnp.where(failed | (stall >= 2), 1, jnp.where(moved & (it >= maxiter), 2, -1))),
         )
-        return dict(x=xn, f=fn, g=gn, S=S, Y=Y, rho=rho, stall=stall, it=it,
-                    n_eval=c["n_eval"] + k + 1, status=status, done=status >= 0)
+        d_new, gd_new = new_direction(g, S, Y, rho)
+        d = jnp.where(moved, d_new, c["d"])
+        gd = jnp.where(moved, gd_new, c["gd"])
+        t = jnp.where(moved, 1.0, 0.5 * c["t"])
+        return dict(x=x, f=f, g=g, S=S, Y=Y, rho=rho, d=d, gd=gd, t=t, xt=x + t * d,
+                    k=k, stall=stall, it=it, n_eval=c["n_eval"] + 1, status=status)
 
-    status0 = jnp.where(~jnp.isfinite(f0), 3, jnp.where(small_grad(f0, g0), 0, -1))
+    zeros = jnp.zeros((memory, n), dt)
     c0 = dict(
-        x=x0, f=f0, g=g0, S=jnp.zeros((memory, n), x0.dtype), Y=jnp.zeros((memory, n), x0.dtype),
-        rho=jnp.zeros((memory,), x0.dtype), stall=jnp.asarray(0), it=jnp.asarray(0),
-        n_eval=jnp.asarray(1), status=status0, done=status0 >= 0,
+        x=x0, f=jnp.asarray(jnp.inf, dt), g=jnp.zeros_like(x0), S=zeros, Y=zeros,
+        rho=jnp.zeros((memory,), dt), d=jnp.zeros_like(x0), gd=jnp.zeros((), dt),
+        t=jnp.ones((), dt), xt=x0, k=jnp.asarray(0), stall=jnp.asarray(0),
+        it=jnp.asarray(-1), n_eval=jnp.asarray(0), status=jnp.asarray(-1),
     )
-    c = jax.lax.while_loop(cond, body, c0)
+    c = jax.lax.while_loop(lambda c: c["status"] < 0, body, c0)
     status = jnp.where(~jnp.isfinite(c["f"]), 3, c["status"])
     return Solution(x=c["x"], fun=c["f"], grad=c["g"], n_iter=c["it"], n_eval=c["n_eval"], status=status)

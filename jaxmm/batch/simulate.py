@@ -69,13 +69,18 @@ def sim_model(model, use_u: bool = False) -> tuple[SimModel, tuple[int, ...]]:
 
 
 def simulate_one(key: jax.Array, sim: SimModel, nlevels: tuple[int, ...]) -> jnp.ndarray:
-    """One simulated response (n,) from ``key``."""
-    k_e, k_b = jax.random.split(key)
-    y = sim.eta + sim.sigma * jax.random.normal(k_e, sim.eta.shape, sim.eta.dtype)
-    for k, (T, nl) in enumerate(zip(sim.Ts, nlevels)):
+    """One simulated response (n,) from ``key``: one normal draw, split into the noise and
+    each term's standardized random effects (one copy of the generator in the program)."""
+    n = sim.eta.shape[0]
+    sizes = [nl * T.shape[0] for T, nl in zip(sim.Ts, nlevels)]
+    z = jax.random.normal(key, (n + sum(sizes),), sim.eta.dtype)
+    y = sim.eta + sim.sigma * z[:n]
+    start = n
+    for k, (T, nl, size) in enumerate(zip(sim.Ts, nlevels, sizes)):
         idx, Xt = sim.rmap.index[k], sim.rmap.Xt[k]
-        z = jax.random.normal(jax.random.fold_in(k_b, k), (nl, T.shape[0]), sim.eta.dtype)
-        b = sim.sigma * (z @ T.T)  # (nlevels, q): rows ~ N(0, sigma^2 T T')
+        u = z[start : start + size].reshape(nl, T.shape[0])
+        start += size
+        b = sim.sigma * (u @ T.T)  # (nlevels, q): rows ~ N(0, sigma^2 T T')
         y = y + jnp.sum(Xt * b[idx], axis=1)
     return y
 
