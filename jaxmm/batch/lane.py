@@ -25,7 +25,7 @@ from ..core.objective import objective, row_weights
 from ..optimize.lbfgs import Solution
 
 #: Rest blocks up to this size are factored by the written-out Cholesky.
-SMALL_R = 24
+SMALL_R = 4
 
 
 def _logdiag2_unrolled(S: jnp.ndarray) -> jnp.ndarray:
