@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core.layout import Blocks, Layout, with_response
+from ..core.logchol import LEAF
 from ..core.solve import estimates
 from ..optimize.lmm import SINGULAR_TOL, column_signs, diag_mask
 from .lane import lane_objective, lbfgs
@@ -28,6 +29,8 @@ from .simulate import SimModel, simulate_batch
 
 #: Default iteration cap of one replicate (a single fit's default is 1000).
 REPLICATE_MAXITER = 300
+#: Rest blocks larger than this are fitted lane after lane (``lax.map``), not vmapped.
+SEQUENTIAL_R = LEAF
 
 
 class LaneFit(NamedTuple):
@@ -102,6 +105,11 @@ def fit_responses(theta0, Y, blocks: Blocks, rmap: ResponseMap, layout: Layout, 
     def one(c1y, ay):
         return fit_lane(theta0, with_response(blocks, layout, c1y, ay), layout, reml, maxiter, gtol)
 
+    if layout.r > SEQUENTIAL_R:
+        # Large dense blocks: lanes one after another. The gradient's triangular inverse
+        # splits into independent halves above logchol.LEAF rows; batched, those are two
+        # concurrent batched LAPACK calls, which can deadlock XLA's CPU pool (DESIGN.md).
+        return jax.lax.map(lambda a: one(*a), (C1y, Ay))
     return jax.vmap(one)(C1y, Ay)
 
 
