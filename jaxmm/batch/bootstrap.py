@@ -30,7 +30,7 @@ from .fit import REPLICATE_MAXITER, bootstrap_program, start_theta
 from .intervals import normal_interval, pct_label, percentile_interval, shortest_interval
 from .params import vc_columns, vc_names
 from .simulate import base_key, check_nsim, sim_model
-from .table import lane_table
+from .table import lane_table, warn_unconverged
 
 METHODS = ("percentile", "shortest", "normal")
 
@@ -150,4 +150,5 @@ def bootstrap(model, nsim: int = 1000, seed=None, *, use_u: bool = False,
         lanes = run_chunks(run, nsim, batch_size, bytes_per_lane=lane_bytes,
                            progress=progress, desc="bootstrap")
     table = lane_table(lanes, model.terms, list(model.design.x_names), model.nobs, model.reml)
+    warn_unconverged(table, "bootstrap replicates")
     return Bootstrap(table=table, estimate=model_estimate(model), seed=used_seed, use_u=use_u)

@@ -28,7 +28,7 @@ from ..precision import compute
 from .chunks import run_chunks
 from .fit import REPLICATE_MAXITER, fit_many_program, start_theta
 from .responses import ResponseMap
-from .table import lane_table
+from .table import lane_table, warn_unconverged
 
 
 @dataclass
@@ -115,8 +115,10 @@ def fit_many(design, devfun, Y: np.ndarray, names, theta0, *, batch_size=None, p
     with compute():
         lanes = run_chunks(run, Y.shape[1], batch_size, bytes_per_lane=lane_bytes,
                            progress=progress, desc="fits")
-    return lane_table(lanes, design.terms, list(design.x_names), design.nobs, reml,
-                      index=pd.Index(names, name="response"))
+    table = lane_table(lanes, design.terms, list(design.x_names), design.nobs, reml,
+                       index=pd.Index(names, name="response"))
+    warn_unconverged(table, "fits")
+    return table
 
 
 def refit_many(model, Y, *, batch_size=None, progress=None, maxiter: int = REPLICATE_MAXITER,

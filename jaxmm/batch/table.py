@@ -11,10 +11,13 @@ reached, 3 non-finite), ``n_iter``, ``max_grad``, and the fixed effects' standar
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
 from ..covariance import Unstructured
+from ..errors import ConvergenceWarning
 from .params import theta_names, vc_columns
 
 
@@ -31,6 +34,19 @@ def _inv_all(RX: np.ndarray) -> np.ndarray:
             except np.linalg.LinAlgError:
                 pass
     return out
+
+
+def warn_unconverged(table: pd.DataFrame, what: str) -> None:
+    """One ConvergenceWarning naming how many lanes failed and why (never an error)."""
+    bad = ~table["converged"].to_numpy()
+    if bad.any():
+        capped = int((table["status"].to_numpy() == 2).sum())
+        nonfinite = int((table["status"].to_numpy() == 3).sum())
+        warnings.warn(
+            f"{int(bad.sum())} of {len(table)} {what} did not converge ({capped} reached the "
+            f"iteration cap, {nonfinite} non-finite criterion); see the table's 'converged' "
+            "and 'status' columns", ConvergenceWarning, 3,
+        )
 
 
 def lane_table(lanes, terms, x_names, nobs: int, reml: bool, index=None) -> pd.DataFrame:
