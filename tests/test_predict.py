@@ -58,3 +58,16 @@ def test_new_levels():
     assert np.isclose(p[1], m.fixef["(Intercept)"] + 3 * m.fixef["Days"])
     with pytest.raises(jaxmm.DataError):
         m.predict(pd.DataFrame({"Subject": ["308"]}))  # Days missing
+    # a new level in a term that re_form leaves out is fine
+    assert np.allclose(m.predict(new, re_form="~0"), m.fixef["(Intercept)"] + new["Days"] * m.fixef["Days"])
+
+
+def test_new_level_only_in_excluded_term():
+    m = fitted("penicillin")
+    df = dataset_for(load_ref("penicillin")).head(2).copy()
+    df["sample"] = df["sample"].astype(str)
+    df.loc[df.index[1], "sample"] = "Z"
+    with pytest.raises(jaxmm.DataError, match="'Z'"):
+        m.predict(df)
+    p = m.predict(df, re_form="~(1|plate)")
+    assert np.allclose(p, m.predict(re_form="~(1|plate)")[:2])

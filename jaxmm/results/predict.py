@@ -23,7 +23,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..errors import FormulaError, ModelError
+from ..errors import DataError, FormulaError, ModelError
 from ..formula import parse_formula
 
 
@@ -83,8 +83,18 @@ def predict(model, newdata: pd.DataFrame | None = None, re_form=None,
     else:
         eta = model.design.spec.fixed_matrix(newdata) @ beta
         mats = []
-        if any(keep):
-            mats = model.design.spec.term_matrices(newdata, allow_new_levels=allow_new_levels)
+        if any(keep):  # only the terms kept must know every level
+            mats = model.design.spec.term_matrices(newdata, allow_new_levels=True)
+            for k, (idx, _) in enumerate(mats):
+                new = np.asarray(idx) < 0
+                if keep[k] and new.any() and not allow_new_levels:
+                    t = model.terms[k]
+                    cols = list(t.group_factors) or [t.group]
+                    vals = newdata.loc[new, cols].astype(str).agg(":".join, axis=1).unique()[:5]
+                    raise DataError(
+                        f"new data have levels of {t.group!r} not seen in fitting "
+                        f"({', '.join(map(repr, vals))}); pass allow_new_levels=True to "
+                        "predict them with zero random effects, or re_form='~0'")
     for k, (idx, Xt) in enumerate(mats):
         if not keep[k]:
             continue
