@@ -44,6 +44,7 @@ from .optimize.start import moment_start
 from .precision import x64
 from .results.lmm import LinearMixedModel
 from .results.persist import load
+from .batch import lmer_many
 
 __version__ = "0.1.0"
 
@@ -51,6 +52,7 @@ __all__ = [
     "lmer",
     "anova",
     "load",
+    "lmer_many",
     "lformula",
     "mk_devfun",
     "optimize_lmm",

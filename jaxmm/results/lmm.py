@@ -360,3 +360,30 @@ class LinearMixedModel:
         REML fits only)."""
         names = list(self.design.x_names)
         return pd.DataFrame(self._kr_state.phi_adj, index=names, columns=names)
+
+    # ----- batch: simulate, bootstrap, refit_many, predict -----
+    def simulate(self, nsim: int = 1, seed=None, use_u: bool = False) -> np.ndarray:
+        """Simulated responses (nsim, nobs) from the fitted model (lme4's ``simulate``);
+        see :func:`jaxmm.batch.simulate`."""
+        from ..batch.simulate import simulate
+
+        return simulate(self, nsim, seed, use_u)
+
+    def bootstrap(self, nsim: int = 1000, seed=None, **kwargs):
+        """Parametric bootstrap as one batched computation (lme4's ``bootMer``); see
+        :func:`jaxmm.batch.bootstrap`."""
+        from ..batch.bootstrap import bootstrap
+
+        return bootstrap(self, nsim, seed, **kwargs)
+
+    def refit_many(self, Y, **kwargs):
+        """Refit to each column of Y (nobs x k), batched; see :func:`jaxmm.batch.refit_many`."""
+        from ..batch.many import refit_many
+
+        return refit_many(self, Y, **kwargs)
+
+    def predict(self, newdata=None, re_form=None, allow_new_levels: bool = False) -> np.ndarray:
+        """Predictions (lme4's ``predict``); see :func:`jaxmm.results.predict.predict`."""
+        from .predict import predict
+
+        return predict(self, newdata, re_form, allow_new_levels)
