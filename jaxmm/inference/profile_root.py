@@ -1,0 +1,154 @@
+"""Set-up of a model's profile (ML refit, parameters, base deviance) and the exact solution
+of zeta(v) = target by a safeguarded Newton iteration.
+
+zeta(v) = sign(v - estimate) * sqrt(dev(v) - dev_min) and its exact derivative
+dev'(v) / (2 |zeta|) come from :func:`jaxmm.inference.profile_solve.solve_point`; each
+step is warm-started from the previous one. Where the parameter has a closed bound
+(sd >= 0, -1 <= cor <= 1) that zeta does not reach, the limit is the bound, as lme4's
+``confint.thpr`` reports it (dyestuff2's lower sd limit is exactly 0).
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..core.devfun import DevFun
+from ..errors import ModelError
+from ..optimize.lmm import run_fit
+from ..precision import compute
+from .profile_params import CORMAX, initial_z, lme4_scale, param_specs
+from .profile_solve import point_parameters, solve_point
+
+#: Newton on zeta stops when |zeta - target| is below this.
+ZETA_TOL = 1e-7
+
+
+class Profiler:
+    """Everything a profile of one fitted model needs (built once, reused for every point).
+
+    Attributes:
+        specs: the profiled parameters, lme4's order.
+        base: the ML deviance at the ML optimum.
+        est: the ML estimates on lme4's scale (sd/cor, sigma, beta).
+        se: a scale per parameter for first steps (ML standard errors for beta).
+    """
+
+    def __init__(self, fit):
+        lay, blocks = fit.devfun.layout, fit.devfun.blocks
+        if fit.reml:  # lme4 profiles the ML deviance: refit by ML first (refitML)
+            res, opt = run_fit(DevFun(lay, blocks, False), fit.theta_vector)
+            est = jax.device_get(res.estimates)
+            theta, base = np.asarray(opt.theta), float(opt.fmin)
+        else:
+            est, theta, base = fit._est, fit.theta_vector, fit.objective
+        n = float(blocks.n)
+        sigma = math.sqrt(float(est.pwrss) / n)
+        self.layout, self.blocks = lay, blocks
+        self.specs = tuple(param_specs([(t.group, tuple(t.cnames)) for t in fit.terms], list(fit.design.x_names)))
+        self.names = [s.name for s in self.specs]
+        self.theta, self.sigma, self.base = theta, sigma, base
+        self.est = lme4_scale(theta, sigma, np.asarray(est.beta), lay.qs)
+        RX = np.asarray(est.RX)
+        Ri = np.linalg.inv(RX)
+        se_beta = sigma * np.sqrt(np.sum(Ri * Ri, axis=0))
+        nv = len(self.specs) - lay.p
+        self.se = np.concatenate([np.full(nv, np.nan), se_beta])
+        self.z_hat = [initial_z(theta, sigma, s) for s in self.specs]
+
+    def index(self, name: str) -> int:
+        return self.names.index(name)
+
+    # ----- one point ---------------------------------------------------------------------
+    def point(self, k: int, v: float, z0: np.ndarray):
+        """(zeta, dzeta/dv, z, dev) with parameter k held at v."""
+        spec = self.specs[k]
+        vv = min(max(v, -CORMAX), CORMAX) if spec.kind == "cor" else v
+        with compute():
+            pt = jax.device_get(solve_point(
+                jnp.asarray(z0), jnp.asarray(vv, jnp.float64), jnp.asarray(k, jnp.int32),
+                self.blocks, self.layout, self.specs,
+            ))
+        dev = float(pt.dev)
+        if not math.isfinite(dev):
+            raise ModelError(f"profiling {spec.name}: non-finite deviance at {v:.6g}")
+        diff = max(dev - self.base, 0.0)
+        s = float(np.sign(v - self.est[k]))
+        zeta = s * math.sqrt(diff)
+        dz = s * float(pt.ddev) / (2.0 * math.sqrt(diff)) if diff > 0 else math.nan
+        return zeta, dz, np.asarray(pt.z), dev
+
+    def parameters(self, k: int, v: float, z: np.ndarray) -> np.ndarray:
+        """All parameters on lme4's scale at a profile point."""
+        with compute():
+            theta, sigma, beta = jax.device_get(point_parameters(
+                jnp.asarray(z), jnp.asarray(v, jnp.float64), jnp.asarray(k, jnp.int32),
+                self.blocks, self.layout, self.specs,
+            ))
+        out = lme4_scale(np.asarray(theta), float(sigma), np.asarray(beta), self.layout.qs)
+        out[k] = v
+        return out
+
+    def first_step(self, k: int) -> float:
+        """A small move away from the estimate (lme4: 1 %, or 1e-3 from zero)."""
+        spec, est = self.specs[k], self.est[k]
+        if spec.kind == "beta":
+            return 0.05 * self.se[k]
+        if spec.kind == "cor":
+            return 0.01 * max(1.0 - abs(est), 1e-3)
+        return 0.01 * est if est > 0 else 1e-3 * self.sigma
+
+    # ----- exact limits ------------------------------------------------------------------
+    def limit(self, k: int, target: float, start: tuple[float, np.ndarray] | None = None,
+              maxit: int = 60) -> float:
+        """The value where zeta = target (sign of target = direction), or the parameter's
+        bound when zeta does not reach target before it."""
+        spec, est = self.specs[k], self.est[k]
+        d = 1.0 if target > 0 else -1.0
+        bound = spec.upper if d > 0 else spec.lower
+        closed = spec.kind in ("sd", "cor") and math.isfinite(bound)
+        if closed and d * (bound - est) <= 0:
+            return bound
+        inner, outer = est, None  # v with d*(zeta - target) < 0 / > 0
+        z = self.z_hat[k]
+        if start is None:
+            v = est + d * self.first_step(k)
+        else:
+            v, z = start
+        if math.isfinite(bound) and d * (v - bound) >= 0:
+            v = 0.5 * (est + bound)
+        bound_done = False
+        for _ in range(maxit):
+            zeta, dz, z_new, _ = self.point(k, v, z)
+            z = z_new
+            g = zeta - target
+            if abs(g) < ZETA_TOL:
+                return v
+            if d * g < 0:
+                if closed and v == bound:
+                    return bound  # zeta does not reach the target before the bound
+                inner = v
+            else:
+                outer = v
+            cand = v - g / dz if (math.isfinite(dz) and dz > 0) else math.nan
+            if outer is not None:
+                lo, hi = min(inner, outer), max(inner, outer)
+                if not (lo < cand < hi) or not math.isfinite(cand):
+                    cand = 0.5 * (inner + outer)
+                if hi - lo <= 1e-12 * max(1.0, abs(v)):
+                    return 0.5 * (inner + outer)
+            else:
+                span = abs(v - est) if v != est else self.first_step(k)
+                if not math.isfinite(cand) or d * (cand - v) <= 0:
+                    cand = v + d * 2.0 * span
+                cand = v + d * min(abs(cand - v), 10.0 * span)
+                if math.isfinite(bound) and d * (cand - bound) >= 0:
+                    if closed and not bound_done:
+                        cand, bound_done = bound, True
+                    else:
+                        cand = 0.5 * (v + bound)
+            v = cand
+        raise ModelError(f"profile of {spec.name}: no convergence to zeta = {target:.4g}")
