@@ -113,7 +113,7 @@ class Profile:
             >>> m = jaxmm.lmer("Yield ~ 1 + (1|Batch)", jaxmm.datasets.load("Dyestuff"))
             >>> m.profile(which="sigma").confint(0.9).round(3)
                       5 %    95 %
-            sigma  39.581  63.826
+            sigma  39.732  64.069
         """
         zq = norm.ppf(0.5 + _check_level(level) / 2.0)
         out = []
