@@ -93,10 +93,10 @@ class Profile:
     def __init__(self, profiler: Profiler, which: list[int], points: dict[int, list]):
         self._P = profiler
         self._which = which
-        self._points = points  # k -> list of (v, zeta, z)
+        self._points = points  # k -> list of (v, zeta, z, hinv)
         rows = []
         for k in which:
-            for v, zeta, z in sorted(points[k], key=lambda r: r[0]):
+            for v, zeta, z, _ in sorted(points[k], key=lambda r: r[0]):
                 rows.append([profiler.names[k], v, zeta, *profiler.parameters(k, v, z)])
         self.traces = pd.DataFrame(rows, columns=["param", "value", "zeta", *profiler.names])
         self.estimates = pd.Series(profiler.est, index=profiler.names, name="estimate")
@@ -123,8 +123,8 @@ class Profile:
                 side = [r for r in self._points[k] if r[1] * t > 0]
                 start = None
                 if side:
-                    v, _, z = min(side, key=lambda r: abs(abs(r[1]) - zq))
-                    start = (v, z)
+                    v, _, z, H = min(side, key=lambda r: abs(abs(r[1]) - zq))
+                    start = (v, z, H)
                 lim.append(self._P.limit(k, t, start))
             out.append(lim)
         return pd.DataFrame(out, index=self.params, columns=percent_labels(level))
@@ -139,19 +139,19 @@ def _trace(P: Profiler, k: int, d: float, cutoff: float, delta: float, maxpts: i
     bound = spec.upper if d > 0 else spec.lower
     if spec.kind in ("sd", "cor") and d * (bound - est) <= 0:
         return []
-    rows = [(est, 0.0, P.z_hat[k])]
-    v, z = est + d * P.first_step(k), P.z_hat[k]
+    rows = [(est, 0.0, P.z_hat[k], None)]
+    v, z, H = est + d * P.first_step(k), P.z_hat[k], None
     while len(rows) < maxpts:
         if math.isfinite(bound) and d * (v - bound) >= 0:
             if spec.kind == "sigma":
                 v = 0.5 * (rows[-1][0] + bound)
             else:
                 v = bound
-        zeta, _, z, _ = P.point(k, v, z)
-        rows.append((v, zeta, z))
+        zeta, _, z, H = P.point(k, v, z, H)
+        rows.append((v, zeta, z, H))
         if abs(zeta) > cutoff or v == bound:
             break
-        (v0, zeta0, _), (v1, zeta1, _) = rows[-2], rows[-1]
+        (v0, zeta0, *_), (v1, zeta1, *_) = rows[-2], rows[-1]
         dzeta = zeta1 - zeta0
         # lme4's nextpar: the step that moves zeta by delta (secant), at most 10x the last
         step = delta * abs((v1 - v0) / dzeta) if dzeta * d > 0 else 1e-6 * max(1.0, abs(v1))
@@ -188,7 +188,7 @@ def profile(fit, which=None, alphamax: float = 0.01, maxpts: int = 100, delta: f
     delta = cutoff / 8.0 if delta is None else float(delta)
     points = {}
     for k in ks:
-        pts = [(P.est[k], 0.0, P.z_hat[k])]
+        pts = [(P.est[k], 0.0, P.z_hat[k], None)]
         for d in (-1.0, 1.0):
             pts += _trace(P, k, d, cutoff, delta, int(maxpts))
         points[k] = pts

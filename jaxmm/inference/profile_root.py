@@ -16,9 +16,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..core.devfun import DevFun
-from ..errors import ModelError
-from ..optimize.lmm import run_fit
+from ..core.solve import estimates_jit
+from ..covariance import Unstructured
+from ..errors import ConvergenceError, ModelError
+from ..optimize.lbfgs import STATUS_MESSAGES
+from ..optimize.lmm import SINGULAR_TOL, diag_mask
 from ..precision import compute
 from .profile_params import CORMAX, initial_z, lme4_scale, param_specs
 from .profile_solve import point_parameters, solve_point
@@ -39,16 +41,16 @@ class Profiler:
 
     def __init__(self, fit):
         lay, blocks = fit.devfun.layout, fit.devfun.blocks
+        self.layout, self.blocks = lay, blocks
+        self.specs = tuple(param_specs([(t.group, tuple(t.cnames)) for t in fit.terms], list(fit.design.x_names)))
         if fit.reml:  # lme4 profiles the ML deviance: refit by ML first (refitML)
-            res, opt = run_fit(DevFun(lay, blocks, False), fit.theta_vector)
-            est = jax.device_get(res.estimates)
-            theta, base = np.asarray(opt.theta), float(opt.fmin)
+            theta, base = self._ml_refit(fit.theta_vector)
+            with compute():
+                est = jax.device_get(estimates_jit(jnp.asarray(theta), blocks, lay))
         else:
             est, theta, base = fit._est, fit.theta_vector, fit.objective
         n = float(blocks.n)
         sigma = math.sqrt(float(est.pwrss) / n)
-        self.layout, self.blocks = lay, blocks
-        self.specs = tuple(param_specs([(t.group, tuple(t.cnames)) for t in fit.terms], list(fit.design.x_names)))
         self.names = [s.name for s in self.specs]
         self.theta, self.sigma, self.base = theta, sigma, base
         self.est = lme4_scale(theta, sigma, np.asarray(est.beta), lay.qs)
@@ -59,27 +61,49 @@ class Profiler:
         self.se = np.concatenate([np.full(nv, np.nan), se_beta])
         self.z_hat = [initial_z(theta, sigma, s) for s in self.specs]
 
+    def _solve(self, k: int, v: float, z0: np.ndarray, hinv0: np.ndarray | None = None):
+        reset = hinv0 is None
+        if reset:
+            hinv0 = np.eye(z0.size)
+        with compute():
+            return jax.device_get(solve_point(
+                jnp.asarray(z0, jnp.float64), jnp.asarray(hinv0, jnp.float64), jnp.asarray(reset),
+                jnp.asarray(v, jnp.float64), jnp.asarray(k, jnp.int32),
+                self.blocks, self.layout, self.specs,
+            ))
+
+    def _ml_refit(self, theta0: np.ndarray) -> tuple[np.ndarray, float]:
+        """ML estimate of theta (column signs normalized, numerically zero diagonals set to
+        exactly zero: the deviance is even and smooth there, so that changes it by ~1e-12)
+        and the ML deviance."""
+        pt = self._solve(len(self.specs), 0.0, np.append(theta0, 0.0))
+        if int(pt.status) >= 2:
+            raise ConvergenceError(f"ML refit for the profile: {STATUS_MESSAGES[int(pt.status)]}")
+        theta, dev = np.asarray(pt.z[:-1]), float(pt.dev)
+        offs = np.cumsum((0,) + self.layout.theta_sizes)
+        theta = np.concatenate([Unstructured(q).normalize(theta[a:b]) for q, a, b in
+                                zip(self.layout.qs, offs[:-1], offs[1:])])
+        tiny = diag_mask(self.layout) & (np.abs(theta) < SINGULAR_TOL)
+        return np.where(tiny, 0.0, theta), dev
+
     def index(self, name: str) -> int:
         return self.names.index(name)
 
     # ----- one point ---------------------------------------------------------------------
-    def point(self, k: int, v: float, z0: np.ndarray):
-        """(zeta, dzeta/dv, z, dev) with parameter k held at v."""
+    def point(self, k: int, v: float, z0: np.ndarray, hinv0: np.ndarray | None = None):
+        """(zeta, dzeta/dv, z, hinv) with parameter k held at v, started at z0 (and the
+        inverse-Hessian approximation of a nearby point, if given)."""
         spec = self.specs[k]
         vv = min(max(v, -CORMAX), CORMAX) if spec.kind == "cor" else v
-        with compute():
-            pt = jax.device_get(solve_point(
-                jnp.asarray(z0), jnp.asarray(vv, jnp.float64), jnp.asarray(k, jnp.int32),
-                self.blocks, self.layout, self.specs,
-            ))
+        pt = self._solve(k, vv, z0, hinv0)
         dev = float(pt.dev)
-        if not math.isfinite(dev):
-            raise ModelError(f"profiling {spec.name}: non-finite deviance at {v:.6g}")
+        if not math.isfinite(dev) or int(pt.status) >= 2:
+            raise ConvergenceError(f"profiling {spec.name} at {v:.6g}: {STATUS_MESSAGES[int(pt.status)]}")
         diff = max(dev - self.base, 0.0)
         s = float(np.sign(v - self.est[k]))
         zeta = s * math.sqrt(diff)
         dz = s * float(pt.ddev) / (2.0 * math.sqrt(diff)) if diff > 0 else math.nan
-        return zeta, dz, np.asarray(pt.z), dev
+        return zeta, dz, np.asarray(pt.z), np.asarray(pt.hinv)
 
     def parameters(self, k: int, v: float, z: np.ndarray) -> np.ndarray:
         """All parameters on lme4's scale at a profile point."""
@@ -102,7 +126,7 @@ class Profiler:
         return 0.01 * est if est > 0 else 1e-3 * self.sigma
 
     # ----- exact limits ------------------------------------------------------------------
-    def limit(self, k: int, target: float, start: tuple[float, np.ndarray] | None = None,
+    def limit(self, k: int, target: float, start: tuple | None = None,
               maxit: int = 60) -> float:
         """The value where zeta = target (sign of target = direction), or the parameter's
         bound when zeta does not reach target before it."""
@@ -113,17 +137,16 @@ class Profiler:
         if closed and d * (bound - est) <= 0:
             return bound
         inner, outer = est, None  # v with d*(zeta - target) < 0 / > 0
-        z = self.z_hat[k]
+        z, H = self.z_hat[k], None
         if start is None:
             v = est + d * self.first_step(k)
         else:
-            v, z = start
+            v, z, H = start
         if math.isfinite(bound) and d * (v - bound) >= 0:
             v = 0.5 * (est + bound)
         bound_done = False
         for _ in range(maxit):
-            zeta, dz, z_new, _ = self.point(k, v, z)
-            z = z_new
+            zeta, dz, z, H = self.point(k, v, z, H)
             g = zeta - target
             if abs(g) < ZETA_TOL:
                 return v

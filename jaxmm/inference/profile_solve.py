@@ -32,7 +32,7 @@ from ..core.blocked import partial_factor
 from ..core.layout import Blocks, Layout
 from ..core.logchol import chol_lower
 from ..core.solve import estimates
-from ..optimize.lbfgs import minimize
+from ..optimize.bfgs import bfgs
 from ..optimize.lmm import diag_mask
 from .profile_params import ParamSpec, constrained
 
@@ -71,7 +71,8 @@ def deviance_at(theta, sigma2, profile_sigma, blocks: Blocks, layout: Layout):
 
 
 def _mapped(z, v, k, specs: tuple[ParamSpec, ...], layout: Layout):
-    """(theta, sigma^2, profile_sigma, e, b) for parameter k held at v."""
+    """(theta, sigma^2, profile_sigma, e, b) for parameter k held at v; k = len(specs) holds
+    nothing (the plain ML deviance of theta = z[:m]: the ML fit itself)."""
     m, p = layout.n_theta, layout.p
 
     def branch(spec):
@@ -83,7 +84,11 @@ def _mapped(z, v, k, specs: tuple[ParamSpec, ...], layout: Layout):
             return theta, s2, jnp.asarray(prof, z.dtype), e, jnp.zeros((), z.dtype)
         return f
 
-    return jax.lax.switch(k, [branch(s) for s in specs], z, v)
+    def free(z, v):
+        zero = jnp.zeros((), z.dtype)
+        return z[:m], zero + 1.0, zero + 1.0, jnp.zeros(p, z.dtype), zero
+
+    return jax.lax.switch(k, [branch(s) for s in specs] + [free], z, v)
 
 
 def held_deviance(z, v, k, blocks: Blocks, layout: Layout, specs: tuple[ParamSpec, ...]):
@@ -98,23 +103,26 @@ class Point(NamedTuple):
     dev: jnp.ndarray  # profiled ML deviance
     z: jnp.ndarray  # the free parameters there
     ddev: jnp.ndarray  # d dev / d v (envelope theorem)
-    n_iter: jnp.ndarray
+    hinv: jnp.ndarray  # BFGS inverse-Hessian approximation (warm-starts the next point)
+    n_eval: jnp.ndarray
     status: jnp.ndarray
 
 
-@partial(jax.jit, static_argnames=("layout", "specs", "maxiter"))
-def solve_point(z0, v, k, blocks: Blocks, layout: Layout, specs: tuple[ParamSpec, ...],
-                maxiter: int = 500) -> Point:
+@partial(jax.jit, static_argnames=("layout", "specs", "max_eval"))
+def solve_point(z0, hinv0, reset, v, k, blocks: Blocks, layout: Layout,
+                specs: tuple[ParamSpec, ...], max_eval: int = 400) -> Point:
     """Minimize the deviance over the free parameters with parameter ``k`` held at ``v``,
-    warm-started at ``z0``."""
+    warm-started at ``z0`` with inverse Hessian ``hinv0`` (unless ``reset``);
+    ``k = len(specs)``: nothing held, the ML fit."""
     fun = partial(held_deviance, k=k, blocks=blocks, layout=layout, specs=specs)
     # The deviance is even in each column of T: its gradient vanishes where a diagonal is
     # 0, so a start there never leaves (DESIGN.md). Start tiny diagonals a little off it.
     diag = jnp.asarray(np.append(diag_mask(layout), False))
     z0 = jnp.where(diag & (jnp.abs(z0) < KICK), KICK, z0)
-    sol = minimize(lambda z: fun(z, v), z0, maxiter=maxiter, gtol=1e-9, gtol_rel=1e-11)
+    sol = bfgs(lambda z: fun(z, v), z0, hinv0, reset, max_eval=max_eval)
     ddev = jax.grad(fun, argnums=1)(sol.x, v)
-    return Point(dev=sol.fun, z=sol.x, ddev=ddev, n_iter=sol.n_iter, status=sol.status)
+    return Point(dev=sol.fun, z=sol.x, ddev=ddev, hinv=sol.hinv, n_eval=sol.n_eval,
+                 status=sol.status)
 
 
 @partial(jax.jit, static_argnames=("layout", "specs"))
