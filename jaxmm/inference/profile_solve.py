@@ -119,9 +119,14 @@ def solve_point(z0, hinv0, reset, v, k, blocks: Blocks, layout: Layout,
     # 0, so a start there never leaves (DESIGN.md). Start tiny diagonals a little off it.
     diag = jnp.asarray(np.append(diag_mask(layout), False))
     z0 = jnp.where(diag & (jnp.abs(z0) < KICK), KICK, z0)
-    sol = bfgs(lambda z: fun(z, v), z0, hinv0, reset, max_eval=max_eval)
-    ddev = jax.grad(fun, argnums=1)(sol.x, v)
-    return Point(dev=sol.fun, z=sol.x, ddev=ddev, hinv=sol.hinv, n_eval=sol.n_eval,
+    vg = jax.value_and_grad(fun, argnums=(0, 1))
+
+    def value_and_grad(z):  # d/dz for the optimizer and d/dv (the envelope derivative) at once
+        f, (gz, gv) = vg(z, v)
+        return f, gz, gv
+
+    sol = bfgs(None, z0, hinv0, reset, max_eval=max_eval, value_and_grad=value_and_grad, aux0=v)
+    return Point(dev=sol.fun, z=sol.x, ddev=sol.aux, hinv=sol.hinv, n_eval=sol.n_eval,
                  status=sol.status)
 
 

@@ -22,6 +22,7 @@ class BFGSResult(NamedTuple):
 
     Attributes:
         x, fun, grad: the minimizer found, the objective and gradient there.
+        aux: what ``fun``'s value-and-gradient function returned beside them, at ``x``.
         hinv: the final inverse-Hessian approximation (to warm-start a nearby problem).
         n_eval: objective + gradient evaluations.
         status: 0 converged (gradient), 1 converged (no further decrease), 2 evaluation
@@ -31,13 +32,14 @@ class BFGSResult(NamedTuple):
     x: jnp.ndarray
     fun: jnp.ndarray
     grad: jnp.ndarray
+    aux: object
     hinv: jnp.ndarray
     n_eval: jnp.ndarray
     status: jnp.ndarray
 
 
 def bfgs(
-    fun: Callable[[jnp.ndarray], jnp.ndarray],
+    fun: Callable[[jnp.ndarray], jnp.ndarray] | None,
     x0: jnp.ndarray,
     hinv0: jnp.ndarray | None = None,
     reset=None,
@@ -46,12 +48,16 @@ def bfgs(
     gtol: float = 1e-9,
     gtol_rel: float = 1e-11,
     ftol: float = 1e-15,
+    value_and_grad: Callable | None = None,
+    aux0=None,
 ) -> BFGSResult:
     """Minimize ``fun`` from ``x0`` (jit/vmap friendly; one evaluation per loop iteration).
 
     Stops when max|grad| <= max(gtol, gtol_rel |f|), or after three accepted steps in a row
     that each decrease f by at most ``ftol (1 + |f|)``, or when the step has shrunk to
-    nothing. ``hinv0`` (or, where ``reset`` is true, a traced flag) is replaced by a
+    nothing. Instead of ``fun`` one may give ``value_and_grad(x) -> (f, g, aux)`` (with
+    ``aux0`` an example of aux): aux at the solution is returned, e.g. a derivative taken
+    in the same pass. ``hinv0`` (or, where ``reset`` is true, a traced flag) is replaced by a
     scaled identity whose first step moves x by at most 0.1.
 
     Example:
@@ -60,7 +66,13 @@ def bfgs(
         >>> [round(float(v), 6) for v in r.x], int(r.status)
         ([2.0, 2.0], 0)
     """
-    vg = jax.value_and_grad(fun)
+    if value_and_grad is None:
+        _vg = jax.value_and_grad(fun)
+        aux0 = jnp.zeros(())
+
+        def value_and_grad(x):
+            f, g = _vg(x)
+            return f, g, jnp.zeros((), f.dtype)
     n = x0.shape[0]
     eye = jnp.eye(n, dtype=x0.dtype)
     if hinv0 is None:
@@ -75,9 +87,9 @@ def bfgs(
 
     # The first iteration evaluates x0 itself (alpha = 0, f = inf): one call site only.
     def body(c):
-        x, f, g, H, d, alpha, stall, n_eval, done = c
+        x, f, g, aux, H, d, alpha, stall, n_eval, done = c
         xt = x + alpha * d
-        ft, gt = vg(xt)
+        ft, gt, auxt = value_and_grad(xt)
         slope = jnp.dot(g, d)
         ok = jnp.isfinite(ft) & (ft <= f + 1e-4 * alpha * slope)
         # accepted: BFGS update of the inverse Hessian (skipped unless s'y > 0)
@@ -98,23 +110,25 @@ def bfgs(
         x = jnp.where(ok, xt, x)
         f = jnp.where(ok, ft, f)
         g = jnp.where(ok, gt, g)
+        aux = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), auxt, aux)
         H = jnp.where(ok, Hn, H)
         d = jnp.where(ok, dn, d)
         stall = jnp.where(ok, jnp.where(small, stall + 1, 0), stall)
         alpha = jnp.where(ok, 1.0, a_new)
         tiny = alpha * jnp.max(jnp.abs(d)) <= 1e-15 * (1.0 + jnp.max(jnp.abs(x)))
         done = gmax_ok(f, g) | (stall >= 3) | tiny | ~jnp.isfinite(f)
-        return x, f, g, H, d, alpha, stall, n_eval + 1, done
+        return x, f, g, aux, H, d, alpha, stall, n_eval + 1, done
 
     def cond(c):
         return (~c[-1]) & (c[-2] < max_eval)
 
     H0 = hinv0
     zero = jnp.zeros((), x0.dtype)
-    c = (x0, zero + jnp.inf, jnp.zeros_like(x0), H0, jnp.zeros_like(x0), zero,
+    aux0 = jax.tree_util.tree_map(lambda a: jnp.zeros_like(jnp.asarray(a, x0.dtype)), aux0)
+    c = (x0, zero + jnp.inf, jnp.zeros_like(x0), aux0, H0, jnp.zeros_like(x0), zero,
          jnp.asarray(0), jnp.asarray(0), jnp.asarray(False))
-    x, f, g, H, d, alpha, stall, n_eval, done = jax.lax.while_loop(cond, body, c)
+    x, f, g, aux, H, d, alpha, stall, n_eval, done = jax.lax.while_loop(cond, body, c)
     status = jnp.where(
         ~jnp.isfinite(f), 3, jnp.where(gmax_ok(f, g), 0, jnp.where(done, 1, 2))
     )
-    return BFGSResult(x=x, fun=f, grad=g, hinv=H, n_eval=n_eval, status=status)
+    return BFGSResult(x=x, fun=f, grad=g, aux=aux, hinv=H, n_eval=n_eval, status=status)
