@@ -31,6 +31,7 @@ import pandas as pd
 from scipy.stats import chi2, norm
 
 from ..errors import ModelError
+from ..precision import compute
 from .profile_root import Profiler
 
 
@@ -116,6 +117,10 @@ class Profile:
             sigma  39.732  64.069
         """
         zq = norm.ppf(0.5 + _check_level(level) / 2.0)
+        with compute():
+            return self._confint(zq, level)
+
+    def _confint(self, zq: float, level: float) -> pd.DataFrame:
         out = []
         for k in self._which:
             lim = []
@@ -187,12 +192,13 @@ def profile(fit, which=None, alphamax: float = 0.01, maxpts: int = 100, delta: f
     cutoff = math.sqrt(chi2.ppf(1.0 - alphamax, len(P.specs)))
     delta = cutoff / 8.0 if delta is None else float(delta)
     points = {}
-    for k in ks:
-        pts = [(P.est[k], 0.0, P.z_hat[k], None)]
-        for d in (-1.0, 1.0):
-            pts += _trace(P, k, d, cutoff, delta, int(maxpts))
-        points[k] = pts
-    return Profile(P, ks, points)
+    with compute():
+        for k in ks:
+            pts = [(P.est[k], 0.0, P.z_hat[k], None)]
+            for d in (-1.0, 1.0):
+                pts += _trace(P, k, d, cutoff, delta, int(maxpts))
+            points[k] = pts
+        return Profile(P, ks, points)
 
 
 def confint_profile(fit, level: float = 0.95, which: Sequence | str | None = None) -> pd.DataFrame:
@@ -210,7 +216,8 @@ def confint_profile(fit, level: float = 0.95, which: Sequence | str | None = Non
         Days   8.887  12.048
     """
     zq = norm.ppf(0.5 + _check_level(level) / 2.0)
-    P = Profiler(fit)
-    ks = _which(P, which)
-    rows = [[P.limit(k, -zq), P.limit(k, zq)] for k in ks]
+    with compute():
+        P = Profiler(fit)
+        ks = _which(P, which)
+        rows = [[P.limit(k, -zq), P.limit(k, zq)] for k in ks]
     return pd.DataFrame(rows, index=[P.names[k] for k in ks], columns=percent_labels(level))

@@ -23,7 +23,7 @@ from ..optimize.lbfgs import STATUS_MESSAGES
 from ..optimize.lmm import SINGULAR_TOL, diag_mask
 from ..precision import compute
 from .profile_params import CORMAX, initial_z, lme4_scale, param_specs
-from .profile_solve import point_parameters, solve_point
+from .profile_solve import point_parameters, solve_point_packed, unpack_point
 
 #: Newton on zeta stops when |zeta - target| is below this.
 ZETA_TOL = 1e-7
@@ -65,12 +65,12 @@ class Profiler:
         reset = hinv0 is None
         if reset:
             hinv0 = np.eye(z0.size)
+        args = (np.asarray(z0, np.float64), np.asarray(hinv0, np.float64), np.bool_(reset),
+                np.float64(v), np.int32(k), self.blocks, self.layout, self.specs)
+        if jax.config.jax_enable_x64:  # already inside compute() (the public entry points)
+            return unpack_point(np.asarray(solve_point_packed(*args)))
         with compute():
-            return jax.device_get(solve_point(
-                jnp.asarray(z0, jnp.float64), jnp.asarray(hinv0, jnp.float64), jnp.asarray(reset),
-                jnp.asarray(v, jnp.float64), jnp.asarray(k, jnp.int32),
-                self.blocks, self.layout, self.specs,
-            ))
+            return unpack_point(np.asarray(solve_point_packed(*args)))
 
     def _ml_refit(self, theta0: np.ndarray) -> tuple[np.ndarray, float]:
         """ML estimate of theta (column signs normalized, numerically zero diagonals set to

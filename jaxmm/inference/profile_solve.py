@@ -108,8 +108,7 @@ class Point(NamedTuple):
     status: jnp.ndarray
 
 
-@partial(jax.jit, static_argnames=("layout", "specs", "max_eval"))
-def solve_point(z0, hinv0, reset, v, k, blocks: Blocks, layout: Layout,
+def _solve_point(z0, hinv0, reset, v, k, blocks: Blocks, layout: Layout,
                 specs: tuple[ParamSpec, ...], max_eval: int = 400) -> Point:
     """Minimize the deviance over the free parameters with parameter ``k`` held at ``v``,
     warm-started at ``z0`` with inverse Hessian ``hinv0`` (unless ``reset``);
@@ -128,6 +127,26 @@ def solve_point(z0, hinv0, reset, v, k, blocks: Blocks, layout: Layout,
     sol = bfgs(None, z0, hinv0, reset, max_eval=max_eval, value_and_grad=value_and_grad, aux0=v)
     return Point(dev=sol.fun, z=sol.x, ddev=sol.aux, hinv=sol.hinv, n_eval=sol.n_eval,
                  status=sol.status)
+
+
+solve_point = partial(jax.jit, static_argnames=("layout", "specs", "max_eval"))(_solve_point)
+
+
+@partial(jax.jit, static_argnames=("layout", "specs", "max_eval"))
+def solve_point_packed(z0, hinv0, reset, v, k, blocks: Blocks, layout: Layout,
+                       specs: tuple[ParamSpec, ...], max_eval: int = 400) -> jnp.ndarray:
+    """:func:`solve_point` returning one flat array (one transfer to the host):
+    [dev, ddev, status, n_eval, z, hinv.ravel()]; see :func:`unpack_point`."""
+    pt = _solve_point(z0, hinv0, reset, v, k, blocks, layout, specs, max_eval)
+    head = jnp.stack([pt.dev, pt.ddev, pt.status.astype(pt.dev.dtype), pt.n_eval.astype(pt.dev.dtype)])
+    return jnp.concatenate([head, pt.z, pt.hinv.ravel()])
+
+
+def unpack_point(flat: np.ndarray) -> Point:
+    """The :class:`Point` (NumPy) from :func:`solve_point_packed`'s output."""
+    n = int(round((-1 + math.sqrt(1 + 4 * (flat.size - 4))) / 2))
+    return Point(dev=flat[0], z=flat[4:4 + n], ddev=flat[1], hinv=flat[4 + n:].reshape(n, n),
+                 n_eval=int(flat[3]), status=int(flat[2]))
 
 
 @partial(jax.jit, static_argnames=("layout", "specs"))
