@@ -125,10 +125,11 @@ class Profile:
         for k in self._which:
             lim = []
             for t in (-zq, zq):
-                side = [r for r in self._points[k] if r[1] * t > 0]
+                # start from the traced point nearest the target from inside it
+                side = [r for r in self._points[k] if 0 < r[1] * t < zq * zq]
                 start = None
                 if side:
-                    v, _, z, H = min(side, key=lambda r: abs(abs(r[1]) - zq))
+                    v, _, z, H = max(side, key=lambda r: abs(r[1]))
                     start = (v, z, H)
                 lim.append(self._P.limit(k, t, start))
             out.append(lim)

@@ -96,6 +96,8 @@ class Profiler:
         spec = self.specs[k]
         vv = min(max(v, -CORMAX), CORMAX) if spec.kind == "cor" else v
         pt = self._solve(k, vv, z0, hinv0)
+        if int(pt.status) == 2 and hinv0 is not None:  # retry without the carried curvature
+            pt = self._solve(k, vv, z0, None)
         dev = float(pt.dev)
         if not math.isfinite(dev) or int(pt.status) >= 2:
             raise ConvergenceError(f"profiling {spec.name} at {v:.6g}: {STATUS_MESSAGES[int(pt.status)]}")
@@ -127,9 +129,17 @@ class Profiler:
 
     # ----- exact limits ------------------------------------------------------------------
     def limit(self, k: int, target: float, start: tuple | None = None,
-              maxit: int = 60) -> float:
+              maxit: int = 80) -> float:
         """The value where zeta = target (sign of target = direction), or the parameter's
-        bound when zeta does not reach target before it."""
+        bound when zeta does not reach target before it.
+
+        Newton steps on zeta with its exact derivative, kept inside the bracket once the
+        target is passed. Every inner fit starts from the last point *inside* the target
+        (continuity along the profile; a start from beyond it, e.g. a degenerate point
+        near a correlation of +-1, can strand the inner fit). An sd's bound 0 is evaluated
+        directly (the map is regular there); a correlation's bound is approached by halving
+        the distance to it, since the map degenerates at +-1.
+        """
         spec, est = self.specs[k], self.est[k]
         d = 1.0 if target > 0 else -1.0
         bound = spec.upper if d > 0 else spec.lower
@@ -137,23 +147,23 @@ class Profiler:
         if closed and d * (bound - est) <= 0:
             return bound
         inner, outer = est, None  # v with d*(zeta - target) < 0 / > 0
-        z, H = self.z_hat[k], None
+        zin, Hin = self.z_hat[k], None
         if start is None:
             v = est + d * self.first_step(k)
         else:
-            v, z, H = start
+            v, zin, Hin = start
         if math.isfinite(bound) and d * (v - bound) >= 0:
             v = 0.5 * (est + bound)
         bound_done = False
         for _ in range(maxit):
-            zeta, dz, z, H = self.point(k, v, z, H)
+            zeta, dz, z, H = self.point(k, v, zin, Hin)
             g = zeta - target
             if abs(g) < ZETA_TOL:
                 return v
             if d * g < 0:
                 if closed and v == bound:
                     return bound  # zeta does not reach the target before the bound
-                inner = v
+                inner, zin, Hin = v, z, H
             else:
                 outer = v
             cand = v - g / dz if (math.isfinite(dz) and dz > 0) else math.nan
@@ -169,9 +179,11 @@ class Profiler:
                     cand = v + d * 2.0 * span
                 cand = v + d * min(abs(cand - v), 10.0 * span)
                 if math.isfinite(bound) and d * (cand - bound) >= 0:
-                    if closed and not bound_done:
+                    if spec.kind == "sd" and not bound_done:
                         cand, bound_done = bound, True
+                    elif spec.kind == "cor" and abs(bound - inner) < 1e-9:
+                        return bound  # zeta does not reach the target before +-1
                     else:
-                        cand = 0.5 * (v + bound)
+                        cand = inner + 0.5 * (bound - inner)
             v = cand
         raise ModelError(f"profile of {spec.name}: no convergence to zeta = {target:.4g}")
