@@ -114,3 +114,49 @@ def test_bad_input():
         confint_profile(m, level=1.5)
     with pytest.raises(ModelError, match="out of range"):
         profile(m, which=[7])
+
+
+def test_three_column_term_limits_are_exact():
+    """A 3 x 3 term exercises the general sd/cor maps (rows with several entries): at our
+    limits, an independent constrained optimizer (SLSQP over theta and log sigma with the
+    parameter as an equality constraint) finds the profiled deviance 1.96^2 above the
+    minimum."""
+    import jax
+    import jax.numpy as jnp
+    from scipy.optimize import minimize
+
+    import jaxmm
+    from jaxmm.covariance import tril_colmajor
+    from jaxmm.inference.profile_root import Profiler
+    from jaxmm.inference.profile_solve import deviance_at
+    from jaxmm.precision import compute
+
+    m = jaxmm.lmer("Reaction ~ Days + (Days + I(Days^2) | Subject)", jaxmm.datasets.load("sleepstudy"),
+                   reml=False)
+    which = ["cor_I(Days^2).Days|Subject", "sd_I(Days^2)|Subject"]
+    ci = confint_profile(m, which=which)
+    P = Profiler(m)
+    lay, bl = m.devfun.layout, m.devfun.blocks
+    r, c = tril_colmajor(3)
+
+    def sd_cor(x):
+        T = np.zeros((3, 3))
+        T[r, c] = x[:6]
+        S = T @ T.T
+        sd = np.sqrt(np.diag(S))
+        return np.exp(x[6]) * sd, S / np.outer(sd, sd)
+
+    constraint = {
+        which[0]: lambda x, v: sd_cor(x)[1][2, 1] - v,
+        which[1]: lambda x, v: sd_cor(x)[0][2] - v,
+    }
+    with compute():
+        dev = jax.jit(lambda th, ls: deviance_at(th, jnp.exp(2 * ls), False, bl, lay))
+        x0 = np.append(P.theta, np.log(P.sigma))
+        for name in which:
+            for v in ci.loc[name]:
+                res = minimize(lambda x: float(dev(jnp.asarray(x[:6]), x[6])), x0, method="SLSQP",
+                               constraints=[{"type": "eq", "fun": constraint[name], "args": (v,)}],
+                               options={"maxiter": 500, "ftol": 1e-12})
+                assert abs(constraint[name](res.x, v)) < 1e-7
+                assert abs(res.fun - P.base - 1.959963984540054**2) < 2e-4, (name, v, res.fun - P.base)
