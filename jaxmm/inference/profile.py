@@ -96,9 +96,10 @@ class Profile:
         self._which = which
         self._points = points  # k -> list of (v, zeta, z, hinv)
         rows = []
-        for k in which:
-            for v, zeta, z, _ in sorted(points[k], key=lambda r: r[0]):
-                rows.append([profiler.names[k], v, zeta, *profiler.parameters(k, v, z)])
+        with compute():
+            for k in which:
+                for v, zeta, z, _ in sorted(points[k], key=lambda r: r[0]):
+                    rows.append([profiler.names[k], v, zeta, *profiler.parameters(k, v, z)])
         self.traces = pd.DataFrame(rows, columns=["param", "value", "zeta", *profiler.names])
         self.estimates = pd.Series(profiler.est, index=profiler.names, name="estimate")
         self.base_deviance = profiler.base

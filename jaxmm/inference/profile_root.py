@@ -109,12 +109,14 @@ class Profiler:
 
     def parameters(self, k: int, v: float, z: np.ndarray) -> np.ndarray:
         """All parameters on lme4's scale at a profile point."""
-        with compute():
-            theta, sigma, beta = jax.device_get(point_parameters(
-                jnp.asarray(z), jnp.asarray(v, jnp.float64), jnp.asarray(k, jnp.int32),
-                self.blocks, self.layout, self.specs,
-            ))
-        out = lme4_scale(np.asarray(theta), float(sigma), np.asarray(beta), self.layout.qs)
+        args = (np.asarray(z, np.float64), np.float64(v), np.int32(k), self.blocks, self.layout, self.specs)
+        if jax.config.jax_enable_x64:
+            flat = np.asarray(point_parameters(*args))
+        else:
+            with compute():
+                flat = np.asarray(point_parameters(*args))
+        m = self.layout.n_theta
+        out = lme4_scale(flat[:m], float(flat[m]), flat[m + 1:], self.layout.qs)
         out[k] = v
         return out
 

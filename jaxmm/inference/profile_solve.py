@@ -151,9 +151,10 @@ def unpack_point(flat: np.ndarray) -> Point:
 
 @partial(jax.jit, static_argnames=("layout", "specs"))
 def point_parameters(z, v, k, blocks: Blocks, layout: Layout, specs: tuple[ParamSpec, ...]):
-    """theta, sigma and beta at a profile point (beta_j = v when a fixed effect is held)."""
+    """[theta, sigma, beta] (one flat array) at a profile point (beta_j = v when a fixed
+    effect is held)."""
     theta, s2, prof, e, b = _mapped(z, v, k, specs, layout)
     est = estimates(theta, shift_fixed(blocks, layout, e, b), layout)
     sigma = jnp.sqrt(jnp.where(prof > 0, est.pwrss / blocks.n, s2))
     beta = jnp.where(e > 0, b, est.beta)
-    return theta, sigma, beta
+    return jnp.concatenate([theta, sigma[None], beta])
