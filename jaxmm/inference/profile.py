@@ -24,7 +24,8 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,9 @@ from scipy.stats import chi2, norm
 from ..errors import ModelError
 from ..precision import compute
 from .profile_root import Profiler
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..results.lmm import LinearMixedModel
 
 
 def _which(P: Profiler, which) -> list[int]:
@@ -167,7 +171,7 @@ def _trace(P: Profiler, k: int, d: float, cutoff: float, delta: float, maxpts: i
     return rows[1:]
 
 
-def profile(fit, which=None, alphamax: float = 0.01, maxpts: int = 100, delta: float | None = None) -> Profile:
+def profile(fit: LinearMixedModel, which=None, alphamax: float = 0.01, maxpts: int = 100, delta: float | None = None) -> Profile:
     """Likelihood profiles of a fitted linear mixed model (lme4's ``profile``).
 
     Args:
@@ -203,7 +207,7 @@ def profile(fit, which=None, alphamax: float = 0.01, maxpts: int = 100, delta: f
         return Profile(P, ks, points)
 
 
-def confint_profile(fit, level: float = 0.95, which: Sequence | str | None = None) -> pd.DataFrame:
+def confint_profile(fit: LinearMixedModel, level: float = 0.95, which: Sequence | str | None = None) -> pd.DataFrame:
     """Profile likelihood confidence intervals (lme4's ``confint(m, method = "profile")``).
 
     Rows are lme4's parameter names (``sd_(Intercept)|Subject``,

@@ -16,7 +16,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
@@ -133,7 +134,12 @@ def initial_z(theta: np.ndarray, sigma: float, spec: ParamSpec) -> np.ndarray:
 
 
 def lme4_scale(theta: np.ndarray, sigma: float, beta: np.ndarray, qs: Sequence[int]) -> np.ndarray:
-    """(theta, sigma, beta) -> lme4's profile parameters: sd/cor per term, sigma, beta."""
+    """(theta, sigma, beta) -> lme4's profile parameters: sd/cor per term, sigma, beta.
+
+    Example:
+        >>> lme4_scale(np.array([1.0, 0.0, 2.0]), 3.0, np.array([5.0]), [2]).tolist()
+        [3.0, 0.0, 6.0, 3.0, 5.0]
+    """
     out, start = [], 0
     for q in qs:
         k = q * (q + 1) // 2

@@ -11,6 +11,7 @@ step is warm-started from the previous one. Where the parameter has a closed bou
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +25,9 @@ from ..optimize.lmm import SINGULAR_TOL, diag_mask
 from ..precision import compute
 from .profile_params import CORMAX, initial_z, lme4_scale, param_specs
 from .profile_solve import point_parameters, solve_point_packed, unpack_point
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..results.lmm import LinearMixedModel
 
 #: Newton on zeta stops when |zeta - target| is below this.
 ZETA_TOL = 1e-7
@@ -39,7 +43,7 @@ class Profiler:
         se: a scale per parameter for first steps (ML standard errors for beta).
     """
 
-    def __init__(self, fit):
+    def __init__(self, fit: LinearMixedModel):
         lay, blocks = fit.devfun.layout, fit.devfun.blocks
         self.layout, self.blocks = lay, blocks
         self.specs = tuple(param_specs([(t.group, tuple(t.cnames)) for t in fit.terms], list(fit.design.x_names)))

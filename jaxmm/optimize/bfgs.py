@@ -11,7 +11,8 @@ problems (consecutive profile points) starts each one with the last one's curvat
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -127,7 +128,7 @@ def bfgs(
     aux0 = jax.tree_util.tree_map(lambda a: jnp.zeros_like(jnp.asarray(a, x0.dtype)), aux0)
     c = (x0, zero + jnp.inf, jnp.zeros_like(x0), aux0, H0, jnp.zeros_like(x0), zero,
          jnp.asarray(0), jnp.asarray(0), jnp.asarray(False))
-    x, f, g, aux, H, d, alpha, stall, n_eval, done = jax.lax.while_loop(cond, body, c)
+    x, f, g, aux, H, _, _, _, n_eval, done = jax.lax.while_loop(cond, body, c)
     status = jnp.where(
         ~jnp.isfinite(f), 3, jnp.where(gmax_ok(f, g), 0, jnp.where(done, 1, 2))
     )
