@@ -114,6 +114,8 @@ def test_bad_input():
         confint_profile(m, level=1.5)
     with pytest.raises(ModelError, match="out of range"):
         profile(m, which=[7])
+    with pytest.raises(ModelError, match="linear mixed model"):
+        confint_profile(object())
 
 
 def test_three_column_term_limits_are_exact():

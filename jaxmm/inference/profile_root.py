@@ -44,6 +44,10 @@ class Profiler:
     """
 
     def __init__(self, fit: LinearMixedModel):
+        from ..results.lmm import LinearMixedModel as _LMM
+
+        if not isinstance(fit, _LMM):
+            raise ModelError(f"profiles need a fitted linear mixed model (jaxmm.lmer), got {type(fit).__name__}")
         lay, blocks = fit.devfun.layout, fit.devfun.blocks
         self.layout, self.blocks = lay, blocks
         self.specs = tuple(param_specs([(t.group, tuple(t.cnames)) for t in fit.terms], list(fit.design.x_names)))
