@@ -84,34 +84,70 @@ def _unit(x: jnp.ndarray) -> jnp.ndarray:
     return x / jnp.sqrt(jnp.sum(x * x))
 
 
-def constrained(z: jnp.ndarray, v: jnp.ndarray, spec: ParamSpec, m: int):
-    """(theta, sigma^2, profile_sigma) on the set where ``spec``'s parameter equals ``v``.
+#: Kinds of parameter maps, in the order of :class:`SpecTable`'s ``kind`` codes; "free"
+#: holds nothing (the ML fit itself).
+KINDS = ("sd", "cor", "sigma", "beta", "free")
+
+
+class SpecTable(NamedTuple):
+    """The parameters' maps as data (one row per parameter, then one "free" row), so one
+    compiled program serves every parameter of a model with a handful of branches.
+
+    Rows of T are given column by column, padded to the largest term: ``ri``/``rj`` hold
+    flat positions in z (padding points at z's last entry, log sigma, with mask 0).
+    """
+
+    kind: np.ndarray  # (n+1,) index into KINDS
+    ri: np.ndarray  # (n+1, qmax) row i positions (sd: its row; cor: the first row)
+    mi: np.ndarray  # (n+1, qmax) mask of ri
+    rj: np.ndarray  # (n+1, qmax) row j positions (cor: the second row)
+    mj: np.ndarray  # (n+1, qmax)
+    j: np.ndarray  # (n+1,) X column for beta
+
+
+def spec_table(specs: Sequence[ParamSpec], m: int) -> SpecTable:
+    """:class:`SpecTable` of the parameters (m = number of theta entries)."""
+    qmax = max([len(r) for s in specs for r in s.rows] + [1])
+    n = len(specs) + 1
+    kind = np.full(n, KINDS.index("free"), np.int32)
+    ri, rj = np.full((n, qmax), m, np.int32), np.full((n, qmax), m, np.int32)
+    mi, mj = np.zeros((n, qmax)), np.zeros((n, qmax))
+    jcol = np.zeros(n, np.int32)
+    for k, s in enumerate(specs):
+        kind[k] = KINDS.index(s.kind)
+        for rows, mask, row in zip((ri, rj), (mi, mj), s.rows):
+            rows[k, : len(row)] = row
+            mask[k, : len(row)] = 1.0
+        jcol[k] = max(s.j, 0)
+    return SpecTable(kind, ri, mi, rj, mj, jcol)
+
+
+def constrained(z: jnp.ndarray, v: jnp.ndarray, kind: int, ri, mi, rj, mj, m: int):
+    """(theta, sigma^2, profile_sigma) on the set where a parameter of ``kind`` (a
+    :data:`KINDS` name) equals ``v``; ``ri, mi, rj, mj`` as in :class:`SpecTable`.
 
     ``z[:m]`` are theta-like, ``z[m]`` is log sigma (unused where sigma is fixed or profiled):
       * sigma = v: theta = z[:m].
       * sd of row i = v: row i of T is (v / sigma) * unit(z_row) (its direction is free).
       * cor(i, j) = c: row j of T is y_perp + |y_perp| c / sqrt(1 - c^2) u_i, where u_i is
         row i's direction and y_perp the part of z's row j orthogonal to it.
-      * beta_j = v: theta = z[:m], sigma profiled (the caller shifts the response).
+      * beta_j = v, or "free": theta = z[:m], sigma profiled (for beta the caller shifts
+        the response).
     """
-    theta = z[:m]
     sigma2 = jnp.exp(2.0 * z[m])
-    if spec.kind == "sigma":
-        return theta, v * v, False
-    if spec.kind == "beta":
-        return theta, sigma2, True
-    if spec.kind == "sd":
-        idx = np.asarray(spec.rows[0])
-        row = (v / jnp.sqrt(sigma2)) * _unit(theta[idx])
-        return theta.at[idx].set(row), sigma2, False
-    # correlation between rows i < j
-    ii, jj = np.asarray(spec.rows[0]), np.asarray(spec.rows[1])
-    u = jnp.concatenate([_unit(theta[ii]), jnp.zeros(jj.size - ii.size, theta.dtype)])
-    y = theta[jj]
+    if kind == "sigma":
+        return z[:m], v * v, False
+    if kind in ("beta", "free"):
+        return z[:m], sigma2, True
+    if kind == "sd":
+        row = (v / jnp.sqrt(sigma2)) * _unit(z[ri] * mi)
+        return z.at[ri].set(jnp.where(mi > 0, row, z[ri]))[:m], sigma2, False
+    u = _unit(z[ri] * mi)  # row i's direction, in row j's columns (zero beyond column i)
+    y = z[rj] * mj
     yp = y - jnp.dot(y, u) * u
     c = jnp.clip(v, -CORMAX, CORMAX)
     row = yp + jnp.sqrt(jnp.sum(yp * yp)) * (c / jnp.sqrt(1.0 - c * c)) * u
-    return theta.at[jj].set(row), sigma2, False
+    return z.at[rj].set(jnp.where(mj > 0, row, z[rj]))[:m], sigma2, False
 
 
 def initial_z(theta: np.ndarray, sigma: float, spec: ParamSpec) -> np.ndarray:

@@ -34,7 +34,7 @@ from ..core.logchol import chol_lower
 from ..core.solve import estimates
 from ..optimize.bfgs import bfgs
 from ..optimize.lmm import diag_mask
-from .profile_params import ParamSpec, constrained
+from .profile_params import KINDS, ParamSpec, constrained, spec_table
 
 #: Diagonals of T below this are moved to it before an inner fit (see solve_point).
 KICK = 1e-3
@@ -84,21 +84,20 @@ def _mapped(z, v, k, specs: tuple[ParamSpec, ...], layout: Layout):
     """(theta, sigma^2, profile_sigma, e, b) for parameter k held at v; k = len(specs) holds
     nothing (the plain ML deviance of theta = z[:m]: the ML fit itself)."""
     m, p = layout.n_theta, layout.p
+    tab = spec_table(specs, m)
+    ri, mi, rj, mj = (jnp.asarray(a)[k] for a in (tab.ri, tab.mi, tab.rj, tab.mj))
+    e_j = jax.nn.one_hot(jnp.asarray(tab.j)[k], p, dtype=z.dtype)
 
-    def branch(spec):
+    def branch(kind):
         def f(z, v):
-            theta, s2, prof = constrained(z, v, spec, m)
-            e = jnp.zeros(p, z.dtype)
-            if spec.kind == "beta":
-                return theta, s2, jnp.ones((), z.dtype), e.at[spec.j].set(1.0), v
-            return theta, s2, jnp.asarray(prof, z.dtype), e, jnp.zeros((), z.dtype)
+            theta, s2, prof = constrained(z, v, kind, ri, mi, rj, mj, m)
+            one = jnp.ones((), z.dtype)
+            if kind == "beta":
+                return theta, s2, one, e_j, v
+            return theta, s2, one * prof, jnp.zeros(p, z.dtype), 0.0 * one
         return f
 
-    def free(z, v):
-        zero = jnp.zeros((), z.dtype)
-        return z[:m], zero + 1.0, zero + 1.0, jnp.zeros(p, z.dtype), zero
-
-    return jax.lax.switch(k, [branch(s) for s in specs] + [free], z, v)
+    return jax.lax.switch(jnp.asarray(tab.kind)[k], [branch(kd) for kd in KINDS], z, v)
 
 
 def held_deviance(z, v, k, blocks: Blocks, layout: Layout, specs: tuple[ParamSpec, ...]):
