@@ -238,3 +238,18 @@ def test_anova_kenward_roger_all_terms(model_id):
     want_t = pd.DataFrame(ref["kenward_roger"]).set_index("term")
     assert rel(kr["df"], want_t["df"]) < 1e-4
     assert "Kenward-Roger's method" in m.summary(ddf="Kenward-Roger")
+
+
+@pytest.mark.parametrize("model_id", ["sleep_full", "dyestuff2_ML"])
+def test_confint_dispatch_profile_and_boot(model_id):
+    """fit.confint routes to the profile (lme4's default) and to the batched bootstrap;
+    rows line up with lme4's confint rows whatever the method."""
+    ref, m = load_ref(model_id), fitted(model_id)
+    want = pd.DataFrame(ref["confint_profile"]).set_index("parm")
+    prof = m.confint()
+    assert list(prof.index) == list(want.index)
+    assert rel(prof.to_numpy()[want.to_numpy() != 0], want.to_numpy()[want.to_numpy() != 0]) < 1e-3
+    boot = m.confint(method="boot", nsim=200, seed=1, parm="beta_")
+    assert list(boot.index) == list(m.fixef.index)
+    lo, hi = boot.iloc[:, 0].to_numpy(), boot.iloc[:, 1].to_numpy()
+    assert (lo < m.fixef.to_numpy()).all() and (m.fixef.to_numpy() < hi).all()

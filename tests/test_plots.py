@@ -34,3 +34,23 @@ def test_residual_plots():
     assert len(q.axes[0].collections[0].get_offsets()) == 120
     r = plots.qq_ranef(fitted("sleep_full"))
     assert len(r.axes) == 2 and len(r.axes[0].collections[0].get_offsets()) == 18
+
+
+def test_profile_zeta_panels():
+    m = fitted("sleep_full")
+    prof = m.profile()
+    fig = plots.profile_zeta(prof)
+    names = ["sd_(Intercept)|Subject", "cor_Days.(Intercept)|Subject", "sd_Days|Subject", "sigma",
+             "(Intercept)", "Days"]
+    assert [ax.get_xlabel() for ax in fig.axes] == names
+    days = prof.traces[prof.traces.param == "Days"]
+    assert np.allclose(np.sort(fig.axes[-1].lines[0].get_xdata()), np.sort(days.value))
+
+
+def test_boot_densities_panels():
+    m = fitted("sleep_full")
+    boot = m.bootstrap(200, seed=3, progress=False)
+    fig = plots.boot_densities(boot, params=["Days", "sigma"])
+    assert [ax.get_xlabel() for ax in fig.axes] == ["Days", "sigma"]
+    heights = [p.get_height() for p in fig.axes[0].patches]
+    assert len(heights) >= 10 and sum(heights) > 0

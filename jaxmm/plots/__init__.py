@@ -12,6 +12,7 @@ function returns the matplotlib Figure.
 from __future__ import annotations
 
 from .diagnostics import caterpillar, qq_ranef, qq_residuals, resid_fitted
+from .inference import boot_densities, profile_zeta
 
 
-__all__ = ["caterpillar", "resid_fitted", "qq_residuals", "qq_ranef"]
+__all__ = ["caterpillar", "resid_fitted", "qq_residuals", "qq_ranef", "profile_zeta", "boot_densities"]

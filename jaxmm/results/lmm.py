@@ -387,3 +387,11 @@ class LinearMixedModel:
         from .predict import predict
 
         return predict(self, newdata, re_form, allow_new_levels)
+
+    # ----- likelihood profiles -----
+    def profile(self, which=None, alphamax: float = 0.01, maxpts: int = 100, delta: float | None = None):
+        """Likelihood profiles of the parameters (lme4's ``profile``); see
+        :func:`jaxmm.inference.profile.profile`. ``.confint(level)`` gives the intervals."""
+        from ..inference.profile import profile
+
+        return profile(self, which=which, alphamax=alphamax, maxpts=maxpts, delta=delta)
