@@ -27,9 +27,7 @@ import bench_env  # noqa: I001  (first: pins BLAS/OpenMP/Rayon threads before Nu
 
 import argparse
 import csv
-import json
 import os
-import statistics
 import sys
 
 from bench_models import MODELS

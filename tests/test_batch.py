@@ -20,7 +20,6 @@ import pytest
 
 import jaxmm
 from conftest import FIXTURES, dataset_for, fitted, load_ref
-from jaxmm.batch.fit import start_theta
 
 CRIT_RTOL = 1e-8
 
