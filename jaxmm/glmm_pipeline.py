@@ -7,7 +7,7 @@ Example:
     >>> g = jaxmm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp,
     ...                 family="binomial")
     >>> round(g.loglik, 2), g.fixef.round(3).tolist()
-    (-92.03, [-1.398, -0.992, -1.128, -1.58])
+    (-92.03, [-1.399, -0.992, -1.129, -1.58])
 """
 
 from __future__ import annotations
