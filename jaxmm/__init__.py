@@ -39,6 +39,9 @@ from .errors import (
 from .formula import parse_formula
 from .inference import anova
 from .pipeline import lformula, lmer, mk_devfun
+from .family import Family, binomial, poisson
+from .glmm_pipeline import glformula, glmer
+from .results.glmm import GeneralizedLinearMixedModel
 from .optimize.lmm import OptSummary, optimize_lmm
 from .optimize.start import moment_start
 from .precision import x64
@@ -50,6 +53,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "lmer",
+    "glmer",
+    "glformula",
+    "GeneralizedLinearMixedModel",
+    "Family",
+    "binomial",
+    "poisson",
     "anova",
     "load",
     "lmer_many",

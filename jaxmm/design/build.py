@@ -76,17 +76,43 @@ class Design:
         return self.spec.contrasts
 
 
-def _response_columns(response: str) -> list[str]:
-    if response.replace(" ", "").startswith("cbind("):
-        raise ModelError(
-            f"the response {response!r} is a two-column binomial response; build_design "
-            "handles linear mixed models with a single numeric response"
-        )
+def cbind_parts(response: str) -> tuple[str, str] | None:
+    """The two expressions of ``cbind(a, b)`` (split at the top-level comma), else None."""
+    text = response.strip()
+    if not text.replace(" ", "").startswith("cbind(") or not text.endswith(")"):
+        return None
+    inner = text[text.index("(") + 1 : -1]
+    depth = 0
+    for i, ch in enumerate(inner):
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        if ch == "," and depth == 0:
+            a, b = inner[:i].strip(), inner[i + 1 :].strip()
+            if a and b:
+                return a, b
+            break
+    raise ModelError(f"the response {response!r} must be cbind(successes, failures) with two "
+                     "expressions")
+
+
+def _response_columns(response: str, glmm: bool = False) -> list[str]:
+    parts = cbind_parts(response)
+    if parts is not None:
+        if not glmm:
+            raise ModelError(
+                f"the response {response!r} is a two-column binomial response; build_design "
+                "handles linear mixed models with a single numeric response"
+            )
+        return list(dict.fromkeys(c for part in parts for c in required_columns(to_formulaic(part))))
     return required_columns(to_formulaic(response))
 
 
 def _response(response: str, frame: pd.DataFrame, glmm: bool,
               full_frame: Callable[[], pd.DataFrame] | None) -> np.ndarray:
+    parts = cbind_parts(response) if glmm else None
+    if parts is not None:  # (n, 2): successes, failures
+        return np.column_stack([_response(p if p in frame.columns else f"I({p})", frame, False,
+                                          full_frame) for p in parts])
     if response in frame.columns:
         s = frame[response]
         if isinstance(s.dtype, pd.CategoricalDtype) and glmm:
@@ -162,7 +188,7 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, *, glmm: bool
     data = check_dataframe(data)
 
     # 1. the columns each part reads
-    resp_cols = _response_columns(parsed.response)
+    resp_cols = _response_columns(parsed.response, glmm)
     fixed_cols = required_columns(parsed.fixed)
     lhs_cols = {t.lhs: required_columns(t.lhs) for t in parsed.random}
     for col in resp_cols:

@@ -1,0 +1,321 @@
+"""lme4's two-stage glmer optimization as one jit-compiled program.
+
+Stage 1 (lme4's nAGQ = 0): minimize the Laplace deviance over theta with beta updated inside
+PIRLS. Stage 2 (nagq >= 1): minimize the Laplace (or adaptive Gauss-Hermite) deviance over
+(theta, beta) jointly, from stage 1's estimates, PIRLS warm-started at stage 1's modes. Both
+stages use unconstrained L-BFGS with the exact implicit gradient
+(:func:`jaxmm.core.laplace.deviance`); column signs of each T are normalized afterwards and
+numerically-zero diagonals snapped to 0 when that does not raise the deviance, as for linear
+models. At the optimum the Hessian over (theta, beta) is taken by forward differences of the
+exact gradient (lme4 takes it by finite differences of the deviance; ``vcov`` uses it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache, partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..core.laplace import deviance
+from ..core.pirls import (Factor, GlmmData, GlmmLayout, PirlsResult, factor, linear_predictor,
+                          pirls, z_lambda)
+from ..covariance import Unstructured, tril_colmajor
+from ..precision import compute
+from .lbfgs import STATUS_MESSAGES, Solution, minimize
+
+SINGULAR_TOL = 1e-4
+
+
+class GlmmFit(NamedTuple):
+    """Everything the fitting program returns (a pytree)."""
+
+    stage1: Solution
+    stage2: Solution
+    theta: jnp.ndarray
+    beta: jnp.ndarray
+    u: jnp.ndarray
+    fun: jnp.ndarray
+    grad: jnp.ndarray
+    hessian: jnp.ndarray
+    boundary: jnp.ndarray
+    pirls: PirlsResult
+    factor_u: Factor  # Fisher-weight factor of the random effects at the optimum
+    factor_ub: Factor  # ... with beta's columns (nAGQ = 0's vcov)
+
+
+def _signs(theta, lay: GlmmLayout):
+    out, s = [], 0
+    for q in lay.qs:
+        k = q * (q + 1) // 2
+        r, c = tril_colmajor(q)
+        T = jnp.zeros((q, q), theta.dtype).at[r, c].set(theta[s : s + k])
+        flip = jnp.where(jnp.diagonal(T) < 0, -1.0, 1.0)
+        out.append(flip[c])
+        s += k
+    return jnp.concatenate(out)
+
+
+def _diag_mask(lay: GlmmLayout) -> np.ndarray:
+    return np.concatenate([Unstructured(q).is_diag for q in lay.qs])
+
+
+def _fd_hessian(fun, x):
+    h = 1e-5 * jnp.maximum(jnp.abs(x), 0.1)
+    pts = jnp.concatenate([x[None, :], x[None, :] + jnp.diag(h)])
+    G = jax.lax.map(jax.grad(fun), pts)
+    H = (G[1:] - G[0][None, :]) / h[:, None]
+    return G[0], 0.5 * (H + H.T)
+
+
+@partial(jax.jit, static_argnames=("lay", "nagq", "maxiter"))
+def fit_program(theta0, beta0, data: GlmmData, lay: GlmmLayout, nagq: int = 1,
+                maxiter: int = 500) -> GlmmFit:
+    """Fit a GLMM (both stages), snap the boundary, and evaluate the Hessian there."""
+    nt, nu = lay.n_theta, lay.nu
+    diag = jnp.asarray(_diag_mask(lay))
+    v0 = jnp.concatenate([jnp.zeros(nu), beta0])
+    f1 = deviance(lay, 1, True)
+    fun1 = lambda th: f1(th, data, v0)[0]  # noqa: E731
+    sol1 = minimize(fun1, theta0, maxiter=maxiter, gtol=1e-6, gtol_rel=1e-8)
+    th1 = sol1.x * _signs(sol1.x, lay)
+    p1 = pirls(th1, None, v0, data, lay, True)
+    u1, b1 = p1.v[:nu], p1.v[nu:]
+    if nagq == 0:
+        tiny = diag & (jnp.abs(th1) < SINGULAR_TOL)
+        snapped = jnp.where(tiny, 0.0, th1)
+        f_snap = jax.lax.cond(jnp.any(tiny), fun1, lambda t: jnp.inf * jnp.ones(()), snapped)
+        accept = f_snap <= sol1.fun + 1e-10 * jnp.maximum(1.0, jnp.abs(sol1.fun))
+        theta = jnp.where(accept, snapped, th1)
+        g, H = _fd_hessian(fun1, theta)
+        pr = pirls(theta, None, v0, data, lay, True)
+        u, beta = pr.v[:nu], pr.v[nu:]
+        fun, sol2, bnd = fun1(theta), sol1, tiny & accept
+    else:
+        f2 = deviance(lay, nagq, False)
+        fun2 = lambda par: f2(par, data, u1)[0]  # noqa: E731
+        sol2 = minimize(fun2, jnp.concatenate([th1, b1]), maxiter=maxiter, gtol=1e-7,
+                        gtol_rel=1e-10)
+        th2 = sol2.x[:nt] * _signs(sol2.x[:nt], lay)
+        beta = sol2.x[nt:]
+        tiny = diag & (jnp.abs(th2) < SINGULAR_TOL)
+        snapped = jnp.where(tiny, 0.0, th2)
+        f_snap = jax.lax.cond(jnp.any(tiny), fun2, lambda t: jnp.inf * jnp.ones(()),
+                              jnp.concatenate([snapped, beta]))
+        accept = f_snap <= sol2.fun + 1e-10 * jnp.maximum(1.0, jnp.abs(sol2.fun))
+        theta = jnp.where(accept, snapped, th2)
+        par = jnp.concatenate([theta, beta])
+        g, H = _fd_hessian(fun2, par)
+        fun, bnd = fun2(par), tiny & accept
+        pr = pirls(theta, beta, u1, data, lay, False)
+        u = pr.v
+    zl = z_lambda(theta, data, lay)
+    eta = linear_predictor(u, beta, zl, data, lay)
+    w = lay.family.fisher_weights(eta, data.resp)
+    return GlmmFit(sol1, sol2, theta, beta, u, fun, g, H, bnd, pr,
+                   factor(w, zl, data, lay, False), factor(w, zl, data, lay, True))
+
+
+@dataclass
+class GlmmOptSummary:
+    """What the optimizer did (both stages)."""
+
+    theta0: np.ndarray
+    beta0: np.ndarray
+    theta: np.ndarray
+    beta: np.ndarray
+    fmin: float
+    nagq: int
+    n_iter: int
+    n_eval: int
+    status: int
+    message: str
+    max_grad: float
+    hessian_min_eig: float
+    converged: bool
+    stage1_iter: int = 0
+    pirls_iter: int = 0
+    boundary: list[int] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    hessian: np.ndarray | None = None
+    optimizer: str = "L-BFGS (optax): stage 1 theta (beta in PIRLS), stage 2 (theta, beta)"
+
+
+def check(res: GlmmFit, nagq: int, nt: int, grad_tol: float = 2e-3) -> GlmmOptSummary:
+    """lme4-style convergence checks on the stage that produced the estimates."""
+    g, H = np.asarray(res.grad), np.asarray(res.hessian)
+    bnd = np.asarray(res.boundary)
+    free = np.flatnonzero(~np.concatenate([bnd, np.zeros(g.size - bnd.size, bool)]))
+    gf, Hf = g[free], H[np.ix_(free, free)]
+    max_grad = float(np.max(np.abs(gf))) if free.size else 0.0
+    try:
+        min_eig = float(np.min(np.linalg.eigvalsh(Hf))) if free.size else 0.0
+        rel = float(np.max(np.abs(np.linalg.solve(Hf, gf)))) if free.size else 0.0
+    except np.linalg.LinAlgError:
+        min_eig, rel = float("nan"), max_grad
+    sol = res.stage2
+    status = int(sol.status)
+    warnings = []
+    if status >= 2:
+        warnings.append(f"optimizer: {STATUS_MESSAGES[status]} ({int(sol.n_iter)} iterations)")
+    if not np.isfinite(max_grad) or min(rel, max_grad) > grad_tol:
+        warnings.append(f"Model failed to converge with max|grad| = {max_grad:.3g} (tol = {grad_tol:g})")
+    if free.size and not min_eig > 0:
+        warnings.append("Model is nearly unidentifiable: the Hessian of the deviance is not "
+                        f"positive definite at the optimum (smallest eigenvalue {min_eig:.3g})")
+    if not bool(res.pirls.converged):
+        warnings.append(
+            "PIRLS did not converge at the estimates (the conditional modes are not reliable): "
+            "check for complete separation (a level or covariate that predicts the response "
+            "perfectly) or fixed effects that diverge")
+    return GlmmOptSummary(
+        theta0=np.zeros(0), beta0=np.zeros(0), theta=np.asarray(res.theta),
+        beta=np.asarray(res.beta), fmin=float(res.fun), nagq=nagq,
+        n_iter=int(sol.n_iter) + (int(res.stage1.n_iter) if nagq else 0),
+        n_eval=int(sol.n_eval) + (int(res.stage1.n_eval) if nagq else 0), status=status,
+        message=STATUS_MESSAGES[status], max_grad=max_grad, hessian_min_eig=min_eig,
+        converged=not warnings, stage1_iter=int(res.stage1.n_iter),
+        pirls_iter=int(res.pirls.n_iter),
+        boundary=[int(i) for i in np.flatnonzero(bnd)], warnings=warnings, hessian=H,
+    )
+
+
+def run_glmm_fit_jit(data: GlmmData, lay: GlmmLayout, theta0, beta0, nagq: int = 1,
+                     maxiter: int = 500) -> tuple[GlmmFit, GlmmOptSummary]:
+    """Run the fully jitted :func:`fit_program` (vmappable; slow to compile: ~10x one
+    objective, since every optimizer stage inlines PIRLS several times)."""
+    with compute():
+        res = fit_program(jnp.asarray(theta0, jnp.float64), jnp.asarray(beta0, jnp.float64),
+                          jax.tree_util.tree_map(jnp.asarray, data), lay, nagq, maxiter)
+        res = jax.device_get(res)
+    opt = check(res, nagq, lay.n_theta)
+    opt.theta0, opt.beta0 = np.asarray(theta0, float), np.asarray(beta0, float)
+    return res, opt
+
+
+# ----- host-driven fit: one compiled objective per model ------------------------------------
+@lru_cache(maxsize=64)
+def value_and_grad_fn(lay: GlmmLayout, nagq: int, beta_in_pirls: bool):
+    """Jitted ``(params, data, v0) -> (deviance, gradient, PirlsResult)`` (cached per layout)."""
+    f = deviance(lay, nagq, beta_in_pirls)
+
+    def vg(params, data, v0):
+        (val, aux), g = jax.value_and_grad(lambda p: f(p, data, v0), has_aux=True)(params)
+        return val, g, aux
+
+    return jax.jit(vg)
+
+
+@lru_cache(maxsize=64)
+def finalize_fn(lay: GlmmLayout):
+    """Jitted factors at the estimates: random effects only, and with beta's columns."""
+
+    def fin(theta, beta, u, data):
+        zl = z_lambda(theta, data, lay)
+        eta = linear_predictor(u, beta, zl, data, lay)
+        w = lay.family.fisher_weights(eta, data.resp)
+        return factor(w, zl, data, lay, False), factor(w, zl, data, lay, True)
+
+    return jax.jit(fin)
+
+
+class _Objective:
+    """Host wrapper: float64 value and gradient, PIRLS warm-started at the last modes."""
+
+    def __init__(self, vg, data, v0):
+        self.vg, self.data, self.v = vg, data, v0
+        self.n_eval = 0
+        self.pirls: PirlsResult | None = None
+
+    def __call__(self, x):
+        val, g, aux = self.vg(jnp.asarray(x), self.data, self.v)
+        val, g = float(val), np.asarray(g, dtype=float)
+        self.n_eval += 1
+        if np.isfinite(val) and bool(aux.converged):
+            self.v = aux.v
+        self.pirls = aux
+        if not np.isfinite(val) or not np.all(np.isfinite(g)):
+            return np.inf, np.zeros_like(g)
+        return val, g
+
+
+def _lbfgs(obj: _Objective, x0, maxiter: int, gtol: float):
+    from scipy.optimize import minimize as sp_minimize
+
+    return sp_minimize(obj, np.asarray(x0, float), jac=True, method="L-BFGS-B",
+                       options={"maxiter": maxiter, "gtol": gtol, "ftol": 1e-15, "maxcor": 10,
+                                "maxls": 40})
+
+
+def _fd_hessian_host(obj: _Objective, x):
+    h = 1e-5 * np.maximum(np.abs(x), 0.1)
+    f0, g0 = obj(x)
+    H = np.empty((x.size, x.size))
+    for i in range(x.size):
+        xi = x.copy()
+        xi[i] += h[i]
+        H[i] = (obj(xi)[1] - g0) / h[i]
+    obj(x)  # leave the modes at x
+    return f0, g0, 0.5 * (H + H.T)
+
+
+def run_glmm_fit(data: GlmmData, lay: GlmmLayout, theta0, beta0, nagq: int = 1,
+                 maxiter: int = 500) -> tuple[GlmmFit, GlmmOptSummary]:
+    """Fit a GLMM with L-BFGS driven from the host over one compiled objective + gradient.
+
+    nagq >= 1: optimize (theta, beta) jointly on the Laplace / AGQ deviance from theta0 and
+    the GLM's beta (lme4's stage 2; its stage 1 only finds a start, which L-BFGS with exact
+    gradients does not need). nagq = 0: theta only, beta inside PIRLS (lme4's nAGQ = 0).
+    """
+    nt, nu = lay.n_theta, lay.nu
+    diag = _diag_mask(lay)
+    with compute():
+        dj = jax.tree_util.tree_map(jnp.asarray, data)
+        bip = nagq == 0
+        vg = value_and_grad_fn(lay, nagq, bip)
+        x0 = np.asarray(theta0, float) if bip else np.concatenate([theta0, beta0])
+        v0 = jnp.concatenate([jnp.zeros(nu), jnp.asarray(beta0, jnp.float64)]) if bip \
+            else jnp.zeros(nu)
+        obj = _Objective(vg, dj, v0)
+        sol = _lbfgs(obj, x0, maxiter, 1e-6)
+        x = np.asarray(sol.x, float).copy()
+        signs = np.asarray(_signs(jnp.asarray(x[:nt]), lay))
+        x[:nt] *= signs
+        if np.any(signs < 0):
+            obj.v = jnp.zeros_like(obj.v) if not bip else obj.v.at[:nu].set(0.0)
+        fx = obj(x)[0]
+        tiny = diag & (np.abs(x[:nt]) < SINGULAR_TOL)
+        bnd = np.zeros(nt, bool)
+        if tiny.any():
+            xs = x.copy()
+            xs[:nt][tiny] = 0.0
+            fs = obj(xs)[0]
+            if fs <= fx + 1e-10 * max(1.0, abs(fx)):
+                x, fx, bnd = xs, fs, tiny
+            else:
+                obj(x)
+        fun, g, H = _fd_hessian_host(obj, x)
+        pr = obj.pirls
+        theta = x[:nt]
+        if bip:
+            u, beta = np.asarray(pr.v[:nu]), np.asarray(pr.v[nu:])
+        else:
+            u, beta = np.asarray(pr.v), x[nt:]
+        Fu, Fub = jax.device_get(finalize_fn(lay)(jnp.asarray(theta), jnp.asarray(beta),
+                                                   jnp.asarray(u), dj))
+    status = 0 if sol.success else (2 if sol.nit >= maxiter else 1)
+    stage = Solution(x=sol.x, fun=np.asarray(sol.fun), grad=np.asarray(sol.jac),
+                     n_iter=np.asarray(sol.nit), n_eval=np.asarray(obj.n_eval),
+                     status=np.asarray(status))
+    res = GlmmFit(stage, stage, theta, beta, u, np.asarray(fun), g, H, bnd,
+                  jax.device_get(pr), Fu, Fub)
+    opt = check(res, nagq, nt)
+    opt.n_iter, opt.n_eval, opt.stage1_iter = int(sol.nit), obj.n_eval, 0
+    opt.optimizer = "L-BFGS-B (scipy, no bounds) on the exact implicit gradient"
+    if not sol.success and status == 1 and not opt.warnings:
+        opt.message = f"converged: {sol.message}"
+    opt.theta0, opt.beta0 = np.asarray(theta0, float), np.asarray(beta0, float)
+    return res, opt

@@ -1,0 +1,342 @@
+"""The fitted generalized linear mixed model (lme4's ``glmerMod``)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from functools import cached_property
+
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import scipy.linalg as sl
+from scipy import stats
+
+from ..covariance import Unstructured
+from ..errors import ConvergenceWarning, DataError, SingularFitWarning
+from ..precision import compute
+from .varcorr import varcorr_frame
+
+RESIDUAL_TYPES = ("deviance", "pearson", "response", "working")
+
+
+class GeneralizedLinearMixedModel:
+    """A fitted GLMM. Build it with :func:`jaxmm.glmer`.
+
+    Example:
+        >>> cbpp = jaxmm.datasets.load("cbpp")
+        >>> g = jaxmm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp)
+        >>> round(g.aic, 2), g.df_resid
+        (194.05, 51)
+    """
+
+    reml = False
+
+    def __init__(self, gdesign, fit, opt, *, data_name: str | None = None):
+        self.gdesign = gdesign
+        self.design = gdesign.design
+        self.family = gdesign.family
+        self.fit = fit
+        self.opt = opt
+        self.nagq = opt.nagq
+        self.data_name = data_name
+        if self.is_singular:
+            warnings.warn("boundary (singular) fit: see jaxmm's is_singular", SingularFitWarning, 2)
+        for w in opt.warnings:
+            warnings.warn(w, ConvergenceWarning, 2)
+
+    # ----- sizes and names -------------------------------------------------------------
+    @property
+    def formula(self) -> str:
+        return self.design.formula.text
+
+    @property
+    def nobs(self) -> int:
+        return int(self.design.X.shape[0])
+
+    @property
+    def n_dropped(self) -> int:
+        return int(self.design.n_dropped_rows)
+
+    @property
+    def p(self) -> int:
+        return int(self.design.X.shape[1])
+
+    @property
+    def terms(self):
+        return self.design.terms
+
+    @property
+    def ngroups(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for t in self.terms:
+            out.setdefault(t.group, t.nlevels)
+        return out
+
+    # ----- parameters --------------------------------------------------------------------
+    @cached_property
+    def theta(self) -> pd.Series:
+        """Relative covariance factor parameters (lme4's ``getME(m, "theta")``)."""
+        names = []
+        for t in self.terms:
+            names += Unstructured(t.q).names(t.group, t.cnames)
+        return pd.Series(np.asarray(self.opt.theta), index=names, name="theta")
+
+    @cached_property
+    def _Ts(self) -> list[np.ndarray]:
+        out, s = [], 0
+        for t in self.terms:
+            cov = Unstructured(t.q)
+            out.append(cov.T_numpy(self.opt.theta[s : s + cov.n_theta]))
+            s += cov.n_theta
+        return out
+
+    @property
+    def is_singular(self) -> bool:
+        diag = np.concatenate([Unstructured(t.q).is_diag for t in self.terms])
+        return bool(np.any(np.asarray(self.opt.theta)[diag] < 1e-4))
+
+    @cached_property
+    def fixef(self) -> pd.Series:
+        return pd.Series(np.asarray(self.opt.beta), index=list(self.design.x_names), name="fixef")
+
+    @cached_property
+    def vcov(self) -> pd.DataFrame:
+        """Covariance of the fixed effects. As lme4's ``vcov`` (use.hessian=TRUE): the beta
+        block of ``2 H^{-1}``, H the Hessian of the deviance over (theta, beta) at the optimum;
+        from the PIRLS factor (lme4's ``unsc()``) for nagq = 0 or when H is not positive
+        definite."""
+        nt, names = self.opt.theta.size, list(self.design.x_names)
+        V = None
+        if self.nagq > 0 and self.opt.hessian is not None:
+            try:
+                Vh = 2.0 * np.linalg.inv(self.opt.hessian)[nt:, nt:]
+                Vh = 0.5 * (Vh + Vh.T)
+                if np.all(np.isfinite(Vh)) and np.min(np.linalg.eigvalsh(Vh)) > 0:
+                    V = Vh
+            except np.linalg.LinAlgError:
+                V = None
+        if V is None:
+            rz = self.gdesign.layout.rz
+            L = np.asarray(self.fit.factor_ub.L22)[rz:, rz:]
+            Li = np.linalg.inv(L)
+            V = Li.T @ Li
+        return pd.DataFrame(V, index=names, columns=names)
+
+    @cached_property
+    def stderr(self) -> pd.Series:
+        return pd.Series(np.sqrt(np.diag(self.vcov.to_numpy())), index=self.fixef.index, name="stderr")
+
+    def coef_table(self) -> pd.DataFrame:
+        """Estimate, Std. Error, z value, Pr(>|z|) (lme4's ``coef(summary(m))``)."""
+        est, se = self.fixef.to_numpy(), self.stderr.to_numpy()
+        z = est / se
+        return pd.DataFrame({"Estimate": est, "Std. Error": se, "z value": z,
+                             "Pr(>|z|)": 2.0 * stats.norm.sf(np.abs(z))}, index=self.fixef.index)
+
+    # ----- criteria ----------------------------------------------------------------------
+    @property
+    def objective(self) -> float:
+        """The minimized criterion: -2 log-likelihood (Laplace or AGQ; lme4's minus2logLik)."""
+        return float(self.opt.fmin)
+
+    minus2loglik = objective
+
+    @property
+    def loglik(self) -> float:
+        return -0.5 * self.objective
+
+    @property
+    def dof(self) -> int:
+        return self.p + int(self.opt.theta.size)
+
+    @property
+    def aic(self) -> float:
+        return self.objective + 2.0 * self.dof
+
+    @property
+    def bic(self) -> float:
+        return self.objective + self.dof * math.log(self.nobs)
+
+    @property
+    def df_resid(self) -> int:
+        return self.nobs - self.dof
+
+    @property
+    def deviance(self) -> float:
+        """lme4's ``deviance(m)``: the sum of squared deviance residuals at the modes."""
+        return float(np.sum(self._devres))
+
+    # ----- linear predictor and residuals -------------------------------------------------
+    @cached_property
+    def _modes(self) -> list[np.ndarray]:
+        out, s = [], 0
+        u = np.asarray(self.fit.u)
+        for t, T in zip(self.terms, self._Ts):
+            out.append(u[s : s + t.nlevels * t.q].reshape(t.nlevels, t.q) @ T.T)
+            s += t.nlevels * t.q
+        return out
+
+    @cached_property
+    def _eta(self) -> np.ndarray:
+        eta = np.asarray(self.gdesign.resp.offset) + self.design.X @ self.fixef.to_numpy()
+        for t, b in zip(self.terms, self._modes):
+            eta = eta + np.einsum("ic,ic->i", t.Xt, b[t.index])
+        return eta
+
+    def _family_eval(self, fn, eta):
+        with compute():
+            return np.asarray(fn(jnp.asarray(eta)))
+
+    @cached_property
+    def _mu(self) -> np.ndarray:
+        return self._family_eval(self.family.mu, self._eta)
+
+    @cached_property
+    def _devres(self) -> np.ndarray:
+        r = self.gdesign.resp
+        with compute():
+            rr = type(r)(*(jnp.asarray(a) for a in r))
+            return np.asarray(self.family.dev_resid(jnp.asarray(self._eta), rr))
+
+    def fitted(self, type: str = "response") -> np.ndarray:
+        """Fitted values on the response scale (mu; a proportion for binomial) or the link
+        scale (eta), conditional on the random-effects modes."""
+        if type == "response":
+            return self._mu.copy()
+        if type == "link":
+            return self._eta.copy()
+        raise DataError(f"type must be 'response' or 'link', got {type!r}")
+
+    def residuals(self, type: str = "deviance") -> np.ndarray:
+        """Residuals of type "deviance" (lme4's default), "pearson", "response" or "working"."""
+        r = self.gdesign.resp
+        y, wt, mu = np.asarray(r.y), np.asarray(r.wt), self._mu
+        if type == "response":
+            return y - mu
+        if type == "deviance":
+            return np.sign(y - mu) * np.sqrt(np.maximum(self._devres, 0.0))
+        if type == "pearson":
+            var = mu * (1 - mu) if self.family.name == "binomial" else mu
+            return (y - mu) * np.sqrt(wt) / np.sqrt(var)
+        if type == "working":
+            return (y - mu) / self._family_eval(self.family.link.mu_eta, self._eta)
+        raise DataError(f"residual type must be one of {RESIDUAL_TYPES}, got {type!r}")
+
+    # ----- variance components and random effects ---------------------------------------
+    def varcorr(self) -> pd.DataFrame:
+        """Variance components as ``as.data.frame(VarCorr(m))`` (no residual row: sigma = 1)."""
+        covs = [T @ T.T for T in self._Ts]
+        vc = varcorr_frame([t.group for t in self.terms], [t.cnames for t in self.terms], covs, 1.0)
+        return vc[vc["grp"] != "Residual"].reset_index(drop=True)
+
+    @cached_property
+    def _condcov(self) -> list[np.ndarray]:
+        """Diagonal blocks of Lambda (L L')^{-1} Lambda' per level of every term."""
+        F, lay = self.fit.factor_u, self.gdesign.layout
+        L11 = np.asarray(F.L11)
+        Li = np.asarray(F.L11inv)
+        n1, q1 = L11.shape[0], L11.shape[1]
+        inner = np.broadcast_to(np.eye(q1), (n1, q1, q1)).copy()
+        out = []
+        rz = lay.rz
+        if rz:
+            L22 = np.asarray(F.L22)
+            L21 = np.asarray(F.L21)
+            V = sl.solve_triangular(L22, L21, lower=True).reshape(rz, n1, q1)
+            inner += np.einsum("ajc,ajd->jcd", V, V)
+        cu = np.einsum("jba,jbc,jcd->jad", Li, inner, Li)
+        out.append(np.einsum("ab,jbc,dc->jad", self._Ts[0], cu, self._Ts[0]))
+        if rz:
+            Linv = sl.solve_triangular(L22, np.eye(rz), lower=True)
+            s = 0
+            for t, T in zip(self.terms[1:], self._Ts[1:]):
+                cols = Linv[:, s : s + t.nlevels * t.q].reshape(rz, t.nlevels, t.q)
+                out.append(np.einsum("ab,nbc,dc->nad", T, np.einsum("anq,anr->nqr", cols, cols), T))
+                s += t.nlevels * t.q
+        return out
+
+    def ranef(self, condvar: bool = True) -> pd.DataFrame:
+        """Conditional modes as ``as.data.frame(ranef(m, condVar=TRUE))``:
+        grpvar, term, grp, condval, condsd."""
+        frames = []
+        for k, t in enumerate(self.terms):
+            b = self._modes[k]
+            sd = np.sqrt(np.einsum("jcc->jc", self._condcov[k])) if condvar else None
+            for c, cname in enumerate(t.cnames):
+                frames.append(pd.DataFrame({
+                    "grpvar": t.group, "term": cname, "grp": list(t.levels), "condval": b[:, c],
+                    **({"condsd": sd[:, c]} if condvar else {}),
+                }))
+        return pd.concat(frames, ignore_index=True)
+
+    # ----- prediction and simulation -----------------------------------------------------
+    def predict(self, newdata: pd.DataFrame | None = None, type: str = "link", re_form=None,
+                allow_new_levels: bool = False, offset=None) -> np.ndarray:
+        """Predictions (lme4's ``predict``): ``type`` "link" or "response"; ``re_form=None``
+        includes every random effect, ``re_form="~0"`` (or NA) none; new levels of a grouping
+        factor predict at the population level when ``allow_new_levels``.
+
+        Example:
+            >>> g = jaxmm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+            ...                 jaxmm.datasets.load("cbpp"))
+            >>> bool(np.allclose(g.predict(type="response"), g.fitted()))
+            True
+        """
+        if type not in ("link", "response"):
+            raise DataError(f"type must be 'link' or 'response', got {type!r}")
+        use_re = re_form is None
+        if not use_re and str(re_form).replace(" ", "") not in ("~0", "0", "NA", "nan", "None"):
+            raise DataError(f"re_form must be None (all random effects) or '~0' (none), got {re_form!r}")
+        if newdata is None:
+            if use_re:
+                eta = self._eta
+            else:
+                eta = np.asarray(self.gdesign.resp.offset) + self.design.X @ self.fixef.to_numpy()
+        else:
+            spec = self.design.spec
+            eta = spec.fixed_matrix(newdata) @ self.fixef.to_numpy()
+            for e in self.gdesign.offset_exprs:
+                from ..design.matrix import materialize
+
+                eta = eta + materialize(f"0 + I({e})", newdata).matrix[:, 0]
+            if offset is not None:
+                eta = eta + np.asarray(offset, float)
+            if use_re:
+                for (idx, Xt), b in zip(spec.term_matrices(newdata, allow_new_levels), self._modes):
+                    bb = np.where((idx >= 0)[:, None], b[np.maximum(idx, 0)], 0.0)
+                    eta = eta + np.einsum("ic,ic->i", Xt, bb)
+        return eta if type == "link" else self._family_eval(self.family.mu, eta)
+
+    def simulate(self, nsim: int = 1, seed: int | None = None, use_u: bool = False) -> np.ndarray:
+        """Simulated responses (nsim, nobs) on the model's response scale (binomial: the
+        proportion of successes out of the trials; Poisson: counts), drawing new random
+        effects from their fitted distribution (lme4's default) or keeping the modes
+        (``use_u=True``)."""
+        rng = np.random.default_rng(seed)
+        r = self.gdesign.resp
+        base = np.asarray(r.offset) + self.design.X @ self.fixef.to_numpy()
+        out = np.empty((nsim, self.nobs))
+        for s in range(nsim):
+            eta = base.copy()
+            for t, T, b in zip(self.terms, self._Ts, self._modes):
+                bs = b if use_u else rng.standard_normal((t.nlevels, t.q)) @ T.T
+                eta = eta + np.einsum("ic,ic->i", t.Xt, bs[t.index])
+            mu = self._family_eval(self.family.mu, eta)
+            if self.family.name == "binomial":
+                m = np.asarray(r.wt).round().astype(np.int64)
+                k = rng.binomial(np.maximum(m, 0), np.clip(mu, 0, 1))
+                out[s] = np.where(m > 0, k / np.maximum(m, 1), 0.0)
+            else:
+                out[s] = rng.poisson(mu)
+        return out
+
+    # ----- display -----------------------------------------------------------------------
+    def summary(self) -> str:
+        """lme4's ``summary(glmerMod)`` as text."""
+        from .summary_glmm import format_glmm_summary
+
+        return format_glmm_summary(self)
+
+    def __repr__(self) -> str:
+        return self.summary()
