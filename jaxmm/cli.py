@@ -49,13 +49,14 @@ def to_json(m) -> dict:
         "n_dropped": m.n_dropped,
         "ngroups": m.ngroups,
         "criterion": m.objective,
-        "reml_criterion": m.reml_criterion,
+        "family": getattr(getattr(m, "family", None), "name", None),
+        "reml_criterion": getattr(m, "reml_criterion", None),
         "deviance": m.deviance,
         "loglik": m.loglik,
         "aic": m.aic,
         "bic": m.bic,
         "df_resid": m.df_resid,
-        "sigma": m.sigma,
+        "sigma": getattr(m, "sigma", None),
         "theta": m.theta.to_dict(),
         "fixef": m.fixef.to_dict(),
         "stderr": m.stderr.to_dict(),
@@ -76,6 +77,18 @@ def to_json(m) -> dict:
     }
 
 
+def _glmer(args, df: pd.DataFrame, name: str):
+    from . import glmer
+    from .family import binomial, poisson
+
+    fam, _, link = args.family.lower().partition("/")
+    makers = {"binomial": binomial, "poisson": poisson}
+    if fam not in makers:
+        raise JaxmmError(f"--family {args.family!r} is not supported: use binomial[/logit|probit|cloglog] or poisson")
+    family = makers[fam](link) if link else makers[fam]()
+    return glmer(args.formula, df, family=family, nagq=args.nagq, data_name=name)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="jaxmm", description="Linear mixed models, lme4-style, on JAX.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -84,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     fit.add_argument("--data", required=True, help="bundled data set name, or a CSV / Parquet path")
     fit.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
     fit.add_argument("--json", action="store_true", help="print a JSON result")
+    fit.add_argument("--family", default=None,
+                     help="fit a GLMM (glmer): binomial, poisson, or binomial/probit, binomial/cloglog")
+    fit.add_argument("--nagq", type=int, default=1,
+                     help="GLMM quadrature points: 1 Laplace (default), >1 adaptive Gauss-Hermite, 0 fast")
     sub.add_parser("datasets", help="list the bundled data sets")
     args = parser.parse_args(argv)
 
@@ -96,7 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         df, name = read_data(args.data)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            m = lmer(args.formula, df, reml=not args.ml, data_name=name)
+            if args.family:
+                m = _glmer(args, df, name)
+            else:
+                m = lmer(args.formula, df, reml=not args.ml, data_name=name)
     except JaxmmError as e:
         print(f"jaxmm: error: {e}", file=sys.stderr)
         return 2

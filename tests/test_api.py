@@ -231,3 +231,14 @@ def test_missing_values_drop_rows_as_r_does(sleepstudy):
     assert m.n_dropped == 3 and m.nobs == 177
     ref = jaxmm.lmer("Reaction ~ Days + (Days|Subject)", sleepstudy.drop(index=[0, 5, 7]))
     assert abs(m.objective - ref.objective) < 1e-8
+
+
+def test_cli_glmer(capsys):
+    from jaxmm.cli import main
+
+    assert main(["fit", "cbind(incidence, size - incidence) ~ period + (1 | herd)", "--data", "cbpp",
+                 "--family", "binomial", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["family"] == "binomial" and abs(out["loglik"] - (-92.02628)) < 1e-3
+    assert main(["fit", "y ~ 1 + (1|herd)", "--data", "cbpp", "--family", "gamma"]) == 2
+    assert "not supported" in capsys.readouterr().err
