@@ -43,20 +43,28 @@ def _free(theta: jnp.ndarray, design: MixedDesign) -> jnp.ndarray:
 
 
 def _newton(fun, theta, free, steps: int):
-    """Newton steps on the free parameters, each kept only if it does not raise f."""
+    """Newton steps on the free parameters. A step is kept if it leaves f unchanged up to
+    rounding and lowers either f or the largest free gradient (near the optimum f cannot
+    resolve the last digits of theta; the gradient can)."""
     eye = jnp.eye(theta.shape[0], dtype=theta.dtype)
     mask2 = free[:, None] & free[None, :]
+    vg = jax.value_and_grad(fun)
+
+    def masked(th):
+        f, g = vg(th)
+        return f, jnp.where(free, g, 0.0)
 
     def body(_, carry):
-        th, f = carry
-        g = jnp.where(free, jax.grad(fun)(th), 0.0)
+        th, f, g = carry
         H = jnp.where(mask2, sequential_hessian(fun, th), eye)
         new = th - jnp.linalg.solve(H, g)
-        f_new = fun(new)
-        ok = jnp.isfinite(f_new) & (f_new <= f)
-        return jnp.where(ok, new, th), jnp.where(ok, f_new, f)
+        f_new, g_new = masked(new)
+        tol = 1e-10 * (1.0 + jnp.abs(f))
+        gmax, gmax_new = jnp.max(jnp.abs(g)), jnp.max(jnp.abs(g_new))
+        ok = jnp.isfinite(f_new) & (f_new <= f + tol) & ((f_new < f - tol) | (gmax_new < gmax))
+        return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), (new, f_new, g_new), (th, f, g))
 
-    return jax.lax.fori_loop(0, steps, body, (theta, fun(theta)))[0]
+    return jax.lax.fori_loop(0, steps, body, (theta, *masked(theta)))[0]
 
 
 def _optimize(design: MixedDesign, theta0, data, maxiter: int, newton_steps: int):
