@@ -21,7 +21,7 @@ Example:
 
 from __future__ import annotations
 
-from . import datasets
+from . import datasets, functional
 from .core.devfun import DevFun
 from .core.objective import objective
 from .errors import (
@@ -59,6 +59,7 @@ __all__ = [
     "objective",
     "parse_formula",
     "datasets",
+    "functional",
     "x64",
     "JaxmmError",
     "FormulaError",

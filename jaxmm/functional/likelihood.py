@@ -47,7 +47,7 @@ def objective(theta, design: MixedDesign, y=None, w=None, X=None) -> jnp.ndarray
         >>> d = F.model("Reaction ~ Days + (Days|Subject)", jaxmm.datasets.load("sleepstudy"))
         >>> with jaxmm.x64():
         ...     th = jnp.array([0.9667, 0.0152, 0.2309])
-        ...     print(round(float(F.objective(th, d)), 2), jax.grad(F.objective, 2)(th, d).shape)
+        ...     print(round(float(F.objective(th, d)), 2), jax.grad(F.objective, 2)(th, d, d.y).shape)
         1743.63 (180,)
     """
     theta = _check_theta(design, theta)
@@ -166,7 +166,7 @@ def log_joint(beta, theta, sigma, u, design: MixedDesign, y=None, w=None, X=None
         >>> with jaxmm.x64():
         ...     print(round(float(F.log_joint(jnp.array([1527.5]), jnp.array([0.75]), 49.5,
         ...                                   jnp.zeros(d.n_u), d)), 2))
-        -200.08
+        -197.06
     """
     theta = _check_theta(design, theta)
     sigma = _check_scalar_sigma(sigma)
