@@ -17,13 +17,13 @@ e_i ~ N(0, sigma^2 / w_i); theta in lme4's order; u flat in lme4's order (terms 
 decreasing number of levels, then level, then column). Use float64 (``with jaxmm.x64():``).
 
 Example:
-    >>> import jaxmm, jax
+    >>> import jaxmm, jax, jax.numpy as jnp
     >>> F = jaxmm.functional
     >>> d = F.model("Yield ~ 1 + (1|Batch)", jaxmm.datasets.load("Dyestuff"))
-    >>> with jaxmm.x64():
-    ...     g = jax.grad(lambda y: F.fit(d, y).sigma)(d.y)   # d sigma-hat / d y
-    ...     print(g.shape, round(float(F.fit(d).theta[0]), 4))
-    (30,) 0.8483
+    >>> with jaxmm.x64():   # the REML criterion and its gradient with respect to the data
+    ...     f, g = jax.value_and_grad(F.objective, 2)(jnp.array([0.8483]), d, d.y)
+    ...     print(round(float(f), 3), g.shape)
+    319.654 (30,)
 """
 
 from .design import MixedDesign, from_design, model

@@ -121,12 +121,11 @@ def fit(
     Example:
         >>> import jaxmm, jax
         >>> F = jaxmm.functional
-        >>> d = F.model("Reaction ~ Days + (Days|Subject)", jaxmm.datasets.load("sleepstudy"))
-        >>> with jaxmm.x64():
-        ...     est = F.fit(d)
-        ...     dslope_dy = jax.grad(lambda y: F.fit(d, y).beta[1])(d.y)
-        ...     print(round(float(est.beta[1]), 4), dslope_dy.shape)
-        10.4673 (180,)
+        >>> d = F.model("Yield ~ 1 + (1|Batch)", jaxmm.datasets.load("Dyestuff"))
+        >>> with jaxmm.x64():   # sigma-hat and its gradient with respect to every y_i
+        ...     s, g = jax.jit(jax.value_and_grad(lambda y: F.fit(d, y).sigma))(d.y)
+        ...     print(round(float(s), 2), g.shape)
+        49.51 (30,)
     """
     y, w, X = resolve(design, y, w, X)
     y = jnp.asarray(y)
