@@ -21,7 +21,7 @@ Example:
 
 from __future__ import annotations
 
-from . import datasets
+from . import datasets, functional
 from .core.devfun import DevFun
 from .core.objective import objective
 from .errors import (
@@ -72,6 +72,7 @@ __all__ = [
     "objective",
     "parse_formula",
     "datasets",
+    "functional",
     "x64",
     "JaxmmError",
     "FormulaError",

@@ -43,13 +43,22 @@ class Estimates(NamedTuple):
     L11: jnp.ndarray
 
 
-def estimates(theta: jnp.ndarray, blocks: Blocks, layout: Layout) -> Estimates:
-    """Solve the penalized least-squares problem at ``theta`` (lme4's PLS step)."""
+def estimates(theta: jnp.ndarray, blocks: Blocks, layout: Layout, beta=None) -> Estimates:
+    """Solve the penalized least-squares problem at ``theta`` (lme4's PLS step).
+
+    With ``beta`` given, the random effects are the conditional modes given that beta
+    (``Estimates.beta`` is then that beta; pwrss, ldRX2 and RX stay those at beta-hat).
+    """
     part = partial_factor(theta, blocks, layout)
     rz, p = layout.rz, layout.p
     L = jnp.tril(chol_lower(part.S))  # reads S's lower triangle; tangent symmetrized
-    x = jsl.solve_triangular(L[:-1, :-1].T, L[-1, :-1], lower=False)
-    u_rest, beta = x[:rz], x[rz:]
+    if beta is None:
+        x = jsl.solve_triangular(L[:-1, :-1].T, L[-1, :-1], lower=False)
+        u_rest, beta = x[:rz], x[rz:]
+    else:  # the Z rows of L' x = l_y: Lzz' u + Lxz' beta = l_yz
+        beta = jnp.asarray(beta, L.dtype)
+        rhs_z = L[-1, :rz] - L[rz : rz + p, :rz].T @ beta
+        u_rest = jsl.solve_triangular(L[:rz, :rz].T, rhs_z, lower=False) if rz else rhs_z
     # b_rest = Lambda_rest u_rest, then term 1's modes given the rest and beta:
     # M_j u1_j = T1' (Z1'y - Z1'X beta - Z1'Z_rest b_rest)_j
     b_rest = _lambda_rest(u_rest, part.Ts[1:], layout)
