@@ -45,7 +45,8 @@ class Design:
         response: the response expression.
         formula: the parsed formula.
         spec: rebuilds the matrices on new data.
-        fixed_frame: the cleaned columns the fixed part reads (for type III hypotheses).
+        fixed_frame: the cleaned data frame of the used columns (type III hypotheses rebuild
+            the fixed part from it).
     """
 
     y: np.ndarray
@@ -279,5 +280,5 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, *, glmm: bool
     return Design(
         y=y, X=X, x_names=spec.x_names, dropped_x=dropped, terms=tuple(terms),
         n_dropped_rows=int(drop.sum()), rows=rows, response=parsed.response,
-        formula=parsed, spec=spec, fixed_frame=frame[list(fixed_cols)],
+        formula=parsed, spec=spec, fixed_frame=frame,
     )
