@@ -18,15 +18,12 @@ import pandas as pd
 
 from .core.devfun import DevFun
 from .design import Design, build_design
-from .design.crossprod import crossproducts, rest_size
-from .errors import ModelError
+from .design.crossprod import MAX_DENSE, check_dense_size, crossproducts
 from .optimize.lmm import run_fit
 from .optimize.start import moment_start
 from .precision import enable_compilation_cache
 from .results.lmm import LinearMixedModel
 
-#: Largest dense rest block (rows) jaxmm will build: 8 bytes * r^2 must fit in memory.
-MAX_DENSE = 20_000
 
 
 def lformula(formula: str, data: pd.DataFrame) -> Design:
@@ -36,16 +33,7 @@ def lformula(formula: str, data: pd.DataFrame) -> Design:
 
 def mk_devfun(design: Design, reml: bool = True) -> DevFun:
     """Crossproduct blocks and the jit-compiled criterion of theta (lme4's ``mkLmerDevfun``)."""
-    p = design.X.shape[1]
-    r = rest_size(design.terms, p)
-    if r > MAX_DENSE:
-        sizes = ", ".join(f"{t.group}: {t.nlevels} levels x {t.q}" for t in design.terms)
-        raise ModelError(
-            f"the random-effects terms after the first ({sizes}) need a dense block of "
-            f"{r} x {r} ({8 * r * r / 2**30:.1f} GiB) after eliminating the largest term; "
-            f"jaxmm refuses blocks over {MAX_DENSE} rows. Nest the smaller factor, drop a "
-            "term, or fit the crossed factors with fewer levels."
-        )
+    check_dense_size(design.terms, design.X.shape[1], MAX_DENSE)
     layout, blocks = crossproducts(design.y, design.X, design.terms)
     return DevFun.from_numpy(layout, blocks, reml)
 

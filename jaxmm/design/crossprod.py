@@ -12,6 +12,13 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from ..core.layout import Blocks, Layout, RestTerm
+from ..errors import ModelError
+
+#: Largest dense rest block (rows) built: 8 bytes * r^2 must fit in memory.
+MAX_DENSE = 20_000
+#: Largest number of (element, element) pairs of the sparse Schur update (~20 bytes each
+#: for scalar terms, q1^2 * 8 + 12 in general; each is also touched once per evaluation).
+MAX_PAIRS = 150_000_000
 
 
 class TermLike(Protocol):
@@ -42,8 +49,10 @@ def _bincount_products(idx: np.ndarray, L: np.ndarray, R: np.ndarray, size: int)
 
 def _pair_keys(i1: np.ndarray, i2: np.ndarray, n2: int):
     """Unique (i1, i2) combinations (sorted by i1 then i2) and each row's combination."""
+    from .random import compact_codes
+
     key = i1.astype(np.int64) * n2 + i2
-    uniq, inv = np.unique(key, return_inverse=True)
+    uniq, inv = compact_codes(key, int(i1.max(initial=0) + 1) * n2)
     return uniq // n2, uniq % n2, inv
 
 
@@ -57,6 +66,30 @@ def _pad(a: np.ndarray, n: int, value=0) -> np.ndarray:
 def rest_size(terms: Sequence[TermLike], p: int) -> int:
     """Size of the dense rest block for these (sorted) terms: sum of q*levels after term 1."""
     return sum(t.nlevels * t.Xt.shape[1] for t in terms[1:]) + p + 1
+
+
+def check_dense_size(terms: Sequence[TermLike], p: int, max_dense: int = MAX_DENSE) -> None:
+    """Raise ``ModelError`` (before anything is allocated) if the dense rest block of these
+    sorted terms would have more than ``max_dense`` rows; the message states its size.
+
+    Example:
+        >>> from types import SimpleNamespace as NS
+        >>> import numpy as np
+        >>> big = [NS(group=g, nlevels=30_000, Xt=np.ones((1, 1))) for g in "ab"]
+        >>> check_dense_size(big, 2)
+        Traceback (most recent call last):
+        ...
+        jaxmm.errors.ModelError: the random-effects terms after the first (a: 30000 levels x 1, b: 30000 levels x 1) need a dense block of 30003 x 30003 (6.7 GiB) after eliminating the largest term; jaxmm refuses blocks over 20000 rows. Nest the smaller factor, drop a term, or fit the crossed factors with fewer levels.
+    """
+    r = rest_size(terms, p)
+    if r > max_dense:
+        sizes = ", ".join(f"{t.group}: {t.nlevels} levels x {t.Xt.shape[1]}" for t in terms)
+        raise ModelError(
+            f"the random-effects terms after the first ({sizes}) need a dense block of "
+            f"{r} x {r} ({8 * r * r / 2**30:.1f} GiB) after eliminating the largest term; "
+            f"jaxmm refuses blocks over {max_dense} rows. Nest the smaller factor, drop a "
+            "term, or fit the crossed factors with fewer levels."
+        )
 
 
 def crossproducts(
@@ -74,6 +107,7 @@ def crossproducts(
         (3, 2, [2.0, 2.0, 2.0])
     """
     n, p = X.shape
+    check_dense_size(terms, p)
     t1, rest = terms[0], list(terms[1:])
     q1 = t1.Xt.shape[1]
     l1 = bucket(t1.nlevels, 4) if pad else t1.nlevels
@@ -148,6 +182,17 @@ def _pairs(el_row, el_j, el_B, el_blk, r, rz, pad):
     ends = np.repeat(blk_end, np.diff(np.r_[blk_start, n]))
     lengths = ends - starts
     total = int(lengths.sum())
+    if total > MAX_PAIRS:
+        q1 = el_B.shape[1]
+        gib = total * (8 * q1 * q1 + 12) / 2**30
+        raise ModelError(
+            f"the first random-effects term and the others are crossed so densely that the "
+            f"sparse update of the dense block needs {total:,} element pairs ({gib:.1f} GiB; "
+            f"jaxmm refuses more than {MAX_PAIRS:,}): each level of the largest grouping "
+            f"factor meets ~{el_row.size / max(1, int(new_j.sum())):.0f} levels of the others. "
+            "Fewer levels in the smaller factors or fewer rows per level of the largest one "
+            "would fit."
+        )
     a_pos = np.repeat(np.arange(n), lengths)
     b_pos = np.repeat(starts, lengths) + (np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths))
     a, b = order[a_pos], order[b_pos]
