@@ -14,13 +14,18 @@ Example:
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
+
 import pandas as pd
 
 from .core.devfun import DevFun
 from .design import Design, build_design
 from .design.crossprod import MAX_DENSE, check_dense_size, crossproducts
 from .optimize.lmm import run_fit
-from .optimize.start import moment_start
+from .optimize.start import moment_start, moment_start_blocks
+from .design.sources import is_streamable
+from .design.stream import stream_design
 from .precision import enable_compilation_cache
 from .results.lmm import LinearMixedModel
 
@@ -40,7 +45,7 @@ def mk_devfun(design: Design, reml: bool = True) -> DevFun:
 
 def lmer(
     formula: str,
-    data: pd.DataFrame,
+    data: pd.DataFrame | str | os.PathLike | Iterable[pd.DataFrame],
     reml: bool = True,
     *,
     start=None,
@@ -51,7 +56,11 @@ def lmer(
 
     Args:
         formula: an lme4 formula, e.g. ``"Reaction ~ Days + (Days|Subject)"``.
-        data: a pandas DataFrame (factors as Categorical keep their level order).
+        data: a pandas DataFrame (factors as Categorical keep their level order); or, for
+            data larger than memory, a Parquet file or directory (needs pyarrow), a list
+            of DataFrame chunks, a function returning an iterable of chunks, or an
+            iterator of chunks: the crossproducts are then streamed chunk by chunk
+            (:mod:`jaxmm.design.stream` says what a streamed fit cannot give).
         reml: REML (default) or maximum likelihood.
         start: starting theta in lme4's order; default: a moment estimate from the spread
             of least-squares residuals between levels (``"lme4"``: every T = identity).
@@ -65,8 +74,14 @@ def lmer(
         (1743.63, {'Subject': 18})
     """
     enable_compilation_cache()
-    design = lformula(formula, data)
-    devfun = mk_devfun(design, reml)
+    if is_streamable(data):
+        design, layout, blocks = stream_design(formula, data)
+        devfun = DevFun.from_numpy(layout, blocks, reml)
+        if start is None:
+            start = moment_start_blocks(layout, blocks, design.terms[0].nlevels)
+    else:
+        design = lformula(formula, data)
+        devfun = mk_devfun(design, reml)
     if start is None:
         start = moment_start(design.y, design.X, design.terms)
     elif isinstance(start, str) and start == "lme4":

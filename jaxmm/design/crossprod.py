@@ -97,6 +97,9 @@ def crossproducts(
 ) -> tuple[Layout, Blocks]:
     """Build the static layout and the (NumPy) crossproduct blocks for sorted terms.
 
+    The blocks are sums over rows: :class:`~jaxmm.design.accumulate.CrossAccumulator`
+    builds the same blocks from chunks of rows (streamed data).
+
     Example:
         >>> import numpy as np
         >>> from types import SimpleNamespace as NS
@@ -106,61 +109,36 @@ def crossproducts(
         >>> layout.l1, layout.r, blocks.D1[:, 0, 0].tolist()
         (3, 2, [2.0, 2.0, 2.0])
     """
-    n, p = X.shape
-    check_dense_size(terms, p)
-    t1, rest = terms[0], list(terms[1:])
-    q1 = t1.Xt.shape[1]
-    l1 = bucket(t1.nlevels, 4) if pad else t1.nlevels
-    XY = np.column_stack([X, y])
-    idx1 = np.asarray(t1.index)
+    from .accumulate import CrossAccumulator
 
-    D1 = _pad(_bincount_products(idx1, t1.Xt, t1.Xt, t1.nlevels), l1)
-    C1 = _pad(_bincount_products(idx1, t1.Xt, XY, t1.nlevels), l1)
+    check_dense_size(terms, X.shape[1])
+    acc = CrossAccumulator([t.nlevels for t in terms], [t.Xt.shape[1] for t in terms],
+                           X.shape[1], pad=pad)
+    acc.add(y, X, [t.index for t in terms], [t.Xt for t in terms])
+    return acc.finish()
 
-    # Rest terms: offsets in the rest block, non-zeros of Z_k' Z_1 as elements.
-    rest_layout, offset = [], 0
+
+def element_arrays(layout: Layout, keys: Sequence[np.ndarray], vals: Sequence[np.ndarray],
+                   nlevels: Sequence[int]):
+    """Non-zeros of Z_k' Z_1 as elements (row in the rest block, term-1 level, q1 values,
+    block start) from each rest term's sorted (level-1 * nlevels_k + level_k) keys and
+    their (E, q1, qk) sums."""
     rows_l, js_l, B_l, blk_l = [], [], [], []
-    for t in rest:
-        qk = t.Xt.shape[1]
-        j, lvl, inv = _pair_keys(idx1, np.asarray(t.index), t.nlevels)
-        # val[e, a, c] = sum over shared rows of Z1[:, a] * Zk[:, c]; element (e, c) is row
-        # offset + lvl*qk + c of the rest block, with B = val[e, :, c] (q1 values).
-        val = _bincount_products(inv, t1.Xt, t.Xt, len(j))
-        rows_l.append((offset + lvl[:, None] * qk + np.arange(qk)[None, :]).ravel())
-        blk_l.append(np.repeat(offset + lvl * qk, qk))
+    for lk, key, val, nk in zip(layout.rest, keys, vals, nlevels):
+        qk, j, lvl = lk.q, key // nk, key % nk
+        # element (e, c) is row offset + lvl*qk + c of the rest block, B = val[e, :, c]
+        rows_l.append((lk.offset + lvl[:, None] * qk + np.arange(qk)[None, :]).ravel())
+        blk_l.append(np.repeat(lk.offset + lvl * qk, qk))
         js_l.append(np.repeat(j, qk))
-        B_l.append(val.transpose(0, 2, 1).reshape(-1, q1))
-        nl = bucket(t.nlevels, 4) if pad else t.nlevels  # padded levels are inert
-        rest_layout.append(RestTerm(q=qk, nlevels=nl, offset=offset))
-        offset += nl * qk
-    rz_real = offset
-    rz = bucket(rz_real, 16) if pad else rz_real
-    r = rz + p + 1
-
-    if rows_l:
-        el_row = np.concatenate(rows_l).astype(np.int32)
-        el_j = np.concatenate(js_l).astype(np.int32)
-        el_B = np.concatenate(B_l)
-        el_blk = np.concatenate(blk_l)
-    else:
-        el_row = el_j = el_blk = np.zeros(0, np.int32)
-        el_B = np.zeros((0, q1))
-    pair_j, pair_v, pair_t = _pairs(el_row, el_j, el_B, el_blk, r, rz, pad)
-    Nz = bucket(el_row.size) if pad else el_row.size
-    el_row, el_j, el_B = _pad(el_row, Nz), _pad(el_j, Nz), _pad(el_B, Nz)
-
-    A = _rest_block(XY, rest, rest_layout, rz_real, rz, p)
-    layout = Layout(
-        q1=q1, l1=l1, rest=tuple(rest_layout), rz=rz, p=p, qs=tuple(t.Xt.shape[1] for t in terms)
-    )
-    blocks = Blocks(
-        D1=D1, C1=C1, el_row=el_row, el_j=el_j, el_B=el_B,
-        pair_j=pair_j, pair_v=pair_v, pair_t=pair_t, A=A, n=np.float64(n),
-    )
-    return layout, blocks
+        B_l.append(val.transpose(0, 2, 1).reshape(-1, layout.q1))
+    if not rows_l:
+        z = np.zeros(0, np.int32)
+        return z, z, np.zeros((0, layout.q1)), z
+    return (np.concatenate(rows_l).astype(np.int32), np.concatenate(js_l).astype(np.int32),
+            np.concatenate(B_l), np.concatenate(blk_l))
 
 
-def _pairs(el_row, el_j, el_B, el_blk, r, rz, pad):
+def pairs(el_row, el_j, el_B, el_blk, r, rz, pad):
     """Pairs (a, b) of elements sharing a term-1 level with block(b) <= block(a).
 
     Only the lower triangle of the rest block is needed, except inside one level's q x q
@@ -202,24 +180,24 @@ def _pairs(el_row, el_j, el_B, el_blk, r, rz, pad):
     return _pad(js[a_pos], P).astype(np.int32), _pad(v, P), _pad(t, P, rz * r)
 
 
-def _rest_block(XY, rest, rest_layout, rz_real, rz, p) -> np.ndarray:
-    """Dense [Z_rest X y]'[Z_rest X y] with padding rows between Z and X."""
-    r = rz + p + 1
-    A = np.zeros((r, r))
-    A[rz:, rz:] = XY.T @ XY
+def add_rest_block(A: np.ndarray, XY: np.ndarray, rest, rest_layout, rz: int) -> None:
+    """Add these rows' [Z_rest X y]'[Z_rest X y] to the dense block ``A`` (padding rows
+    between Z and X stay zero)."""
+    A[rz:, rz:] += XY.T @ XY
+    p1 = XY.shape[1]
     for k, (t, lk) in enumerate(zip(rest, rest_layout)):
-        qk, ok = lk.q, lk.offset
+        qk, ok, nk = lk.q, lk.offset, t.nlevels
         idx = np.asarray(t.index)
         # Z_k' [X y]
-        zxy = _bincount_products(idx, t.Xt, XY, t.nlevels).reshape(t.nlevels * qk, p + 1)
-        A[ok : ok + t.nlevels * qk, rz:] = zxy
-        A[rz:, ok : ok + t.nlevels * qk] = zxy.T
+        zxy = _bincount_products(idx, t.Xt, XY, nk).reshape(nk * qk, p1)
+        A[ok : ok + nk * qk, rz:] += zxy
+        A[rz:, ok : ok + nk * qk] += zxy.T
         # Z_k' Z_k: block diagonal
-        dk = _bincount_products(idx, t.Xt, t.Xt, t.nlevels)
-        rows = ok + np.arange(t.nlevels)[:, None, None] * qk + np.arange(qk)[None, :, None]
-        cols = ok + np.arange(t.nlevels)[:, None, None] * qk + np.arange(qk)[None, None, :]
-        A[rows, cols] = dk
-        # Z_k' Z_m for later terms m
+        dk = _bincount_products(idx, t.Xt, t.Xt, nk)
+        rows = ok + np.arange(nk)[:, None, None] * qk + np.arange(qk)[None, :, None]
+        cols = ok + np.arange(nk)[:, None, None] * qk + np.arange(qk)[None, None, :]
+        A[rows, cols] += dk
+        # Z_k' Z_m for later terms m (keys are unique, so += adds each once)
         for t2, lm in zip(rest[k + 1 :], rest_layout[k + 1 :]):
             qm, om = lm.q, lm.offset
             l_k, l_m, inv = _pair_keys(idx, np.asarray(t2.index), t2.nlevels)
@@ -227,6 +205,5 @@ def _rest_block(XY, rest, rest_layout, rz_real, rz, p) -> np.ndarray:
             rows = ok + l_k[:, None, None] * qk + np.arange(qk)[None, :, None]
             cols = om + l_m[:, None, None] * qm + np.arange(qm)[None, None, :]
             rows, cols = np.broadcast_arrays(rows, cols)
-            A[rows, cols] = val
-            A[cols, rows] = val
-    return A
+            A[rows, cols] += val
+            A[cols, rows] += val
