@@ -39,7 +39,12 @@ def bucket(m: int, fine: int = 8) -> int:
 
 
 def _bincount_products(idx: np.ndarray, L: np.ndarray, R: np.ndarray, size: int) -> np.ndarray:
-    """out[g, a, b] = sum over rows i with idx[i] == g of L[i, a] * R[i, b]."""
+    """out[g, a, b] = sum over rows i with idx[i] == g of L[i, a] * R[i, b] (over all
+    devices for big data, see :mod:`jaxmm.sharding`)."""
+    from ..sharding import sharded_products, use_sharded_products
+
+    if use_sharded_products(idx.shape[0]):
+        return sharded_products(idx, L, R, size)
     out = np.empty((size, L.shape[1], R.shape[1]))
     for a in range(L.shape[1]):
         for b in range(R.shape[1]):
