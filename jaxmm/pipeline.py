@@ -22,7 +22,9 @@ import pandas as pd
 from .core.devfun import DevFun
 from .design import Design, build_design
 from .design.crossprod import MAX_DENSE, check_dense_size, crossproducts
-from .optimize.lmm import run_fit
+from .errors import ModelError
+from .optimize.float32 import float32_theta
+from .optimize.lmm import default_theta0, run_fit
 from .optimize.start import moment_start, moment_start_blocks
 from .design.sources import is_streamable
 from .design.stream import stream_design
@@ -51,6 +53,7 @@ def lmer(
     start=None,
     maxiter: int = 1000,
     data_name: str | None = None,
+    dtype: str = "float64",
 ) -> LinearMixedModel:
     """Fit a linear mixed model with lme4's formula language.
 
@@ -66,6 +69,9 @@ def lmer(
             of least-squares residuals between levels (``"lme4"``: every T = identity).
         maxiter: iteration limit of the optimizer.
         data_name: shown on the summary's ``Data:`` line.
+        dtype: ``"float64"`` (default), or ``"float32"``: find theta in single precision on
+            centered data (fast on consumer GPUs), then polish and report in float64
+            (:mod:`jaxmm.optimize.float32`).
 
     Example:
         >>> import jaxmm
@@ -74,6 +80,8 @@ def lmer(
         (1743.63, {'Subject': 18})
     """
     enable_compilation_cache()
+    if dtype not in ("float64", "float32"):
+        raise ModelError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
     if is_streamable(data):
         design, layout, blocks = stream_design(formula, data)
         devfun = DevFun.from_numpy(layout, blocks, reml)
@@ -86,5 +94,9 @@ def lmer(
         start = moment_start(design.y, design.X, design.terms)
     elif isinstance(start, str) and start == "lme4":
         start = None
+    if dtype == "float32":
+        icpt = design.x_names.index("(Intercept)") if "(Intercept)" in design.x_names else None
+        th0 = default_theta0(devfun.layout) if start is None else start
+        start = float32_theta(devfun, th0, icpt, maxiter=maxiter)
     res, opt = run_fit(devfun, start, maxiter=maxiter)
     return LinearMixedModel(design, devfun, opt, estimates=res.estimates, data_name=data_name)
