@@ -22,15 +22,14 @@ import pandas as pd
 from .core.devfun import DevFun
 from .design import Design, build_design
 from .design.crossprod import MAX_DENSE, check_dense_size, crossproducts
+from .design.sources import is_streamable
+from .design.stream import stream_design
 from .errors import ModelError
 from .optimize.float32 import float32_theta
 from .optimize.lmm import default_theta0, run_fit
 from .optimize.start import moment_start, moment_start_blocks
-from .design.sources import is_streamable
-from .design.stream import stream_design
 from .precision import enable_compilation_cache
 from .results.lmm import LinearMixedModel
-
 
 
 def lformula(formula: str, data: pd.DataFrame) -> Design:

@@ -21,16 +21,17 @@ Example:
 
 from __future__ import annotations
 
-from functools import lru_cache, partial
+from functools import cache, partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from .precision import x64
 
-__all__ = ["device_count", "sharded_products", "shard_lanes", "SHARD_MIN_ROWS"]
+__all__ = ["SHARD_MIN_ROWS", "device_count", "shard_lanes", "sharded_products"]
 
 #: Rows from which the crossproduct build is sharded over several devices.
 SHARD_MIN_ROWS = 1_000_000
@@ -41,7 +42,7 @@ def device_count() -> int:
     return jax.local_device_count()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _mesh(k: int) -> Mesh:
     return Mesh(np.array(jax.local_devices()[:k]), ("shard",))
 

@@ -78,7 +78,7 @@ def test_parquet_directory(tmp_path):
     df.to_parquet(one, index=False)
     from jaxmm.design.stream import stream_design
 
-    d, layout, blocks = stream_design("y ~ x + f + (1|g) + (1|h)", one, chunk_rows=128)
+    d, layout, _ = stream_design("y ~ x + f + (1|g) + (1|h)", one, chunk_rows=128)
     assert d.nobs == m.nobs and layout == m.devfun.layout
 
 

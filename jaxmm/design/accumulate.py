@@ -27,8 +27,15 @@ from types import SimpleNamespace
 import numpy as np
 
 from ..core.layout import Blocks, Layout, RestTerm
-from .crossprod import (_bincount_products, _pad, _pair_keys, add_rest_block, bucket,
-                        element_arrays, pairs)
+from .crossprod import (
+    _bincount_products,
+    _pad,
+    _pair_keys,
+    add_rest_block,
+    bucket,
+    element_arrays,
+    pairs,
+)
 from .random import compact_codes
 
 __all__ = ["CrossAccumulator"]

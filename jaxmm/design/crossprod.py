@@ -7,11 +7,12 @@ after the first, then X, then y), whose size the caller checks before building.
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 
-from ..core.layout import Blocks, Layout, RestTerm
+from ..core.layout import Blocks, Layout
 from ..errors import ModelError
 
 #: Largest dense rest block (rows) built: 8 bytes * r^2 must fit in memory.

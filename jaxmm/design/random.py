@@ -24,7 +24,7 @@ import pandas as pd
 from ..errors import DataError, ModelError
 from .data import factor_codes
 
-__all__ = ["TermDesign", "compact_codes", "group_index", "lookup_levels", "check_terms"]
+__all__ = ["TermDesign", "check_terms", "compact_codes", "group_index", "lookup_levels"]
 
 
 @dataclass(frozen=True, eq=False)

@@ -35,16 +35,30 @@ import pandas as pd
 from ..errors import DataError, ModelError
 from ..formula import ParsedFormula, parse_formula
 from .accumulate import CrossAccumulator
-from .build import Design, _check_factor_levels, _fixed_contrasts, _response, _response_columns
+from .build import (
+    Design,
+    _check_factor_levels,
+    _fixed_contrasts,
+    _response,
+    _response_columns,
+)
 from .crossprod import check_dense_size
-from .data import ColumnInfo, check_finite, clean_frame, factor_codes, find_column
-from .data import is_factor_like, missing_mask, r_label
+from .data import (
+    ColumnInfo,
+    check_finite,
+    clean_frame,
+    factor_codes,
+    find_column,
+    is_factor_like,
+    missing_mask,
+    r_label,
+)
 from .matrix import materialize, rematerialize, required_columns
 from .random import TermDesign, check_terms, lookup_levels
 from .sources import CHUNK_ROWS, chunk_source
 from .spec import DesignSpec, TermSpec
 
-__all__ = ["stream_design", "RowsNotKept"]
+__all__ = ["RowsNotKept", "stream_design"]
 
 
 class RowsNotKept:
@@ -137,17 +151,17 @@ def _first_pass(parsed, source, used):
             continue
         check_finite(chunk, used, rows)
         sub = chunk.iloc[rows]
-        if first is None:
-            first = sub
+        if first is None:  # a few rows to build the formula specs on
+            first = sub.iloc[:1000].copy()
         for c in used:
             cols[c].add(sub[c], c in grouping)
-        for factors in combos:
+        for factors, seen in combos.items():
             parts = [factor_codes(sub[f])[:2] for f in factors]
             key = np.zeros(rows.size, np.int64)
             for codes, labels in parts:
                 key = key * len(labels) + codes
             _, at = np.unique(key, return_index=True)
-            combos[factors].update(tuple(labels[codes[i]] for codes, labels in parts) for i in at)
+            seen.update(tuple(labels[codes[i]] for codes, labels in parts) for i in at)
     if first is None:
         raise DataError(f"no complete rows: all {dropped} rows have a missing value in a used "
                         "column")
@@ -172,7 +186,7 @@ def stream_design(formula: str | ParsedFormula, data: object, *, chunk_rows: int
 
 
 def _stream(parsed: ParsedFormula, source, pad: bool):
-    resp_cols, fixed_cols, lhs_cols, used = _used_columns(parsed)
+    _, fixed_cols, lhs_cols, used = _used_columns(parsed)
     if source.columns is not None:
         header = pd.DataFrame(columns=source.columns)
         for c in used:

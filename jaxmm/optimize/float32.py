@@ -22,16 +22,16 @@ Example:
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ..core.devfun import DevFun
 from ..core.layout import Blocks, Layout
-from ..precision import compute
-from functools import partial
-
 from ..core.objective import objective
+from ..precision import compute
 from .lbfgs import minimize
 
 __all__ = ["center_blocks", "float32_theta"]
