@@ -14,19 +14,22 @@ Example:
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
+
 import pandas as pd
 
 from .core.devfun import DevFun
 from .design import Design, build_design
-from .design.crossprod import crossproducts, rest_size
+from .design.crossprod import MAX_DENSE, check_dense_size, crossproducts
+from .design.sources import is_streamable
+from .design.stream import stream_design
 from .errors import ModelError
-from .optimize.lmm import run_fit
-from .optimize.start import moment_start
+from .optimize.float32 import float32_theta
+from .optimize.lmm import default_theta0, run_fit
+from .optimize.start import moment_start, moment_start_blocks
 from .precision import enable_compilation_cache
 from .results.lmm import LinearMixedModel
-
-#: Largest dense rest block (rows) jaxmm will build: 8 bytes * r^2 must fit in memory.
-MAX_DENSE = 20_000
 
 
 def lformula(formula: str, data: pd.DataFrame) -> Design:
@@ -36,39 +39,38 @@ def lformula(formula: str, data: pd.DataFrame) -> Design:
 
 def mk_devfun(design: Design, reml: bool = True) -> DevFun:
     """Crossproduct blocks and the jit-compiled criterion of theta (lme4's ``mkLmerDevfun``)."""
-    p = design.X.shape[1]
-    r = rest_size(design.terms, p)
-    if r > MAX_DENSE:
-        sizes = ", ".join(f"{t.group}: {t.nlevels} levels x {t.q}" for t in design.terms)
-        raise ModelError(
-            f"the random-effects terms after the first ({sizes}) need a dense block of "
-            f"{r} x {r} ({8 * r * r / 2**30:.1f} GiB) after eliminating the largest term; "
-            f"jaxmm refuses blocks over {MAX_DENSE} rows. Nest the smaller factor, drop a "
-            "term, or fit the crossed factors with fewer levels."
-        )
+    check_dense_size(design.terms, design.X.shape[1], MAX_DENSE)
     layout, blocks = crossproducts(design.y, design.X, design.terms)
     return DevFun.from_numpy(layout, blocks, reml)
 
 
 def lmer(
     formula: str,
-    data: pd.DataFrame,
+    data: pd.DataFrame | str | os.PathLike | Iterable[pd.DataFrame],
     reml: bool = True,
     *,
     start=None,
     maxiter: int = 1000,
     data_name: str | None = None,
+    dtype: str = "float64",
 ) -> LinearMixedModel:
     """Fit a linear mixed model with lme4's formula language.
 
     Args:
         formula: an lme4 formula, e.g. ``"Reaction ~ Days + (Days|Subject)"``.
-        data: a pandas DataFrame (factors as Categorical keep their level order).
+        data: a pandas DataFrame (factors as Categorical keep their level order); or, for
+            data larger than memory, a Parquet file or directory (needs pyarrow), a list
+            of DataFrame chunks, a function returning an iterable of chunks, or an
+            iterator of chunks: the crossproducts are then streamed chunk by chunk
+            (:mod:`jaxmm.design.stream` says what a streamed fit cannot give).
         reml: REML (default) or maximum likelihood.
         start: starting theta in lme4's order; default: a moment estimate from the spread
             of least-squares residuals between levels (``"lme4"``: every T = identity).
         maxiter: iteration limit of the optimizer.
         data_name: shown on the summary's ``Data:`` line.
+        dtype: ``"float64"`` (default), or ``"float32"``: find theta in single precision on
+            centered data (fast on consumer GPUs), then polish and report in float64
+            (:mod:`jaxmm.optimize.float32`).
 
     Example:
         >>> import jaxmm
@@ -77,11 +79,23 @@ def lmer(
         (1743.63, {'Subject': 18})
     """
     enable_compilation_cache()
-    design = lformula(formula, data)
-    devfun = mk_devfun(design, reml)
+    if dtype not in ("float64", "float32"):
+        raise ModelError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+    if is_streamable(data):
+        design, layout, blocks = stream_design(formula, data)
+        devfun = DevFun.from_numpy(layout, blocks, reml)
+        if start is None:
+            start = moment_start_blocks(layout, blocks, design.terms[0].nlevels)
+    else:
+        design = lformula(formula, data)
+        devfun = mk_devfun(design, reml)
     if start is None:
         start = moment_start(design.y, design.X, design.terms)
     elif isinstance(start, str) and start == "lme4":
         start = None
+    if dtype == "float32":
+        icpt = design.x_names.index("(Intercept)") if "(Intercept)" in design.x_names else None
+        th0 = default_theta0(devfun.layout) if start is None else start
+        start = float32_theta(devfun, th0, icpt, maxiter=maxiter)
     res, opt = run_fit(devfun, start, maxiter=maxiter)
     return LinearMixedModel(design, devfun, opt, estimates=res.estimates, data_name=data_name)

@@ -148,7 +148,7 @@ def bootstrap(model, nsim: int = 1000, seed=None, *, use_u: bool = False,
 
     with compute():
         lanes = run_chunks(run, nsim, batch_size, bytes_per_lane=lane_bytes,
-                           progress=progress, desc="bootstrap")
+                           progress=progress, desc="bootstrap", shard=True)
     table = lane_table(lanes, model.terms, list(model.design.x_names), model.nobs, model.reml)
     warn_unconverged(table, "bootstrap replicates")
     return Bootstrap(table=table, estimate=model_estimate(model), seed=used_seed, use_u=use_u)

@@ -57,21 +57,30 @@ def _progress_bar(progress, total: int, nchunks: int, desc: str):
 
 
 def run_chunks(run: Callable[[np.ndarray], object], n: int, batch_size: int | None, *,
-               bytes_per_lane: int = 0, progress=None, desc: str = "jaxmm") -> object:
+               bytes_per_lane: int = 0, progress=None, desc: str = "jaxmm",
+               shard: bool = False) -> object:
     """Call ``run(idx)`` for each chunk of lane numbers (idx padded with lane 0 to the chunk
     size) and concatenate the results' leaves (a pytree of arrays), padding dropped.
+
+    ``shard``: place each chunk's lanes across all local devices (chunks then hold a
+    multiple of the device count; see :mod:`jaxmm.sharding`).
 
     ``progress``: None shows a tqdm bar when there is more than one chunk and tqdm is
     installed; True always (an error without tqdm); False never.
     """
     nchunks, size = chunk_plan(n, batch_size, bytes_per_lane)
+    from ..sharding import device_count, shard_lanes
+
+    k = device_count() if shard else 1
+    size = -(-size // k) * k
+    nchunks = -(-n // size)
     bar = _progress_bar(progress, n, nchunks, desc)
     parts = []
     try:
         for c in range(nchunks):
             lanes = np.arange(c * size, min(n, (c + 1) * size))
             idx = np.concatenate([lanes, np.zeros(size - lanes.size, lanes.dtype)])
-            out = jax.device_get(run(idx))
+            out = jax.device_get(run(shard_lanes(idx) if k > 1 else idx))
             parts.append(jax.tree_util.tree_map(lambda a, k=lanes.size: np.asarray(a)[:k], out))
             if bar is not None:
                 bar.update(lanes.size)

@@ -7,11 +7,19 @@ after the first, then X, then y), whose size the caller checks before building.
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 
-from ..core.layout import Blocks, Layout, RestTerm
+from ..core.layout import Blocks, Layout
+from ..errors import ModelError
+
+#: Largest dense rest block (rows) built: 8 bytes * r^2 must fit in memory.
+MAX_DENSE = 20_000
+#: Largest number of (element, element) pairs of the sparse Schur update (~20 bytes each
+#: for scalar terms, q1^2 * 8 + 12 in general; each is also touched once per evaluation).
+MAX_PAIRS = 150_000_000
 
 
 class TermLike(Protocol):
@@ -32,7 +40,12 @@ def bucket(m: int, fine: int = 8) -> int:
 
 
 def _bincount_products(idx: np.ndarray, L: np.ndarray, R: np.ndarray, size: int) -> np.ndarray:
-    """out[g, a, b] = sum over rows i with idx[i] == g of L[i, a] * R[i, b]."""
+    """out[g, a, b] = sum over rows i with idx[i] == g of L[i, a] * R[i, b] (over all
+    devices for big data, see :mod:`jaxmm.sharding`)."""
+    from ..sharding import sharded_products, use_sharded_products
+
+    if use_sharded_products(idx.shape[0]):
+        return sharded_products(idx, L, R, size)
     out = np.empty((size, L.shape[1], R.shape[1]))
     for a in range(L.shape[1]):
         for b in range(R.shape[1]):
@@ -42,8 +55,10 @@ def _bincount_products(idx: np.ndarray, L: np.ndarray, R: np.ndarray, size: int)
 
 def _pair_keys(i1: np.ndarray, i2: np.ndarray, n2: int):
     """Unique (i1, i2) combinations (sorted by i1 then i2) and each row's combination."""
+    from .random import compact_codes
+
     key = i1.astype(np.int64) * n2 + i2
-    uniq, inv = np.unique(key, return_inverse=True)
+    uniq, inv = compact_codes(key, int(i1.max(initial=0) + 1) * n2)
     return uniq // n2, uniq % n2, inv
 
 
@@ -59,10 +74,37 @@ def rest_size(terms: Sequence[TermLike], p: int) -> int:
     return sum(t.nlevels * t.Xt.shape[1] for t in terms[1:]) + p + 1
 
 
+def check_dense_size(terms: Sequence[TermLike], p: int, max_dense: int = MAX_DENSE) -> None:
+    """Raise ``ModelError`` (before anything is allocated) if the dense rest block of these
+    sorted terms would have more than ``max_dense`` rows; the message states its size.
+
+    Example:
+        >>> from types import SimpleNamespace as NS
+        >>> import numpy as np
+        >>> big = [NS(group=g, nlevels=30_000, Xt=np.ones((1, 1))) for g in "ab"]
+        >>> check_dense_size(big, 2)
+        Traceback (most recent call last):
+        ...
+        jaxmm.errors.ModelError: the random-effects terms after the first (a: 30000 levels x 1, b: 30000 levels x 1) need a dense block of 30003 x 30003 (6.7 GiB) after eliminating the largest term; jaxmm refuses blocks over 20000 rows. Nest the smaller factor, drop a term, or fit the crossed factors with fewer levels.
+    """
+    r = rest_size(terms, p)
+    if r > max_dense:
+        sizes = ", ".join(f"{t.group}: {t.nlevels} levels x {t.Xt.shape[1]}" for t in terms)
+        raise ModelError(
+            f"the random-effects terms after the first ({sizes}) need a dense block of "
+            f"{r} x {r} ({8 * r * r / 2**30:.1f} GiB) after eliminating the largest term; "
+            f"jaxmm refuses blocks over {max_dense} rows. Nest the smaller factor, drop a "
+            "term, or fit the crossed factors with fewer levels."
+        )
+
+
 def crossproducts(
     y: np.ndarray, X: np.ndarray, terms: Sequence[TermLike], *, pad: bool = True
 ) -> tuple[Layout, Blocks]:
     """Build the static layout and the (NumPy) crossproduct blocks for sorted terms.
+
+    The blocks are sums over rows: :class:`~jaxmm.design.accumulate.CrossAccumulator`
+    builds the same blocks from chunks of rows (streamed data).
 
     Example:
         >>> import numpy as np
@@ -73,60 +115,36 @@ def crossproducts(
         >>> layout.l1, layout.r, blocks.D1[:, 0, 0].tolist()
         (3, 2, [2.0, 2.0, 2.0])
     """
-    n, p = X.shape
-    t1, rest = terms[0], list(terms[1:])
-    q1 = t1.Xt.shape[1]
-    l1 = bucket(t1.nlevels, 4) if pad else t1.nlevels
-    XY = np.column_stack([X, y])
-    idx1 = np.asarray(t1.index)
+    from .accumulate import CrossAccumulator
 
-    D1 = _pad(_bincount_products(idx1, t1.Xt, t1.Xt, t1.nlevels), l1)
-    C1 = _pad(_bincount_products(idx1, t1.Xt, XY, t1.nlevels), l1)
+    check_dense_size(terms, X.shape[1])
+    acc = CrossAccumulator([t.nlevels for t in terms], [t.Xt.shape[1] for t in terms],
+                           X.shape[1], pad=pad)
+    acc.add(y, X, [t.index for t in terms], [t.Xt for t in terms])
+    return acc.finish()
 
-    # Rest terms: offsets in the rest block, non-zeros of Z_k' Z_1 as elements.
-    rest_layout, offset = [], 0
+
+def element_arrays(layout: Layout, keys: Sequence[np.ndarray], vals: Sequence[np.ndarray],
+                   nlevels: Sequence[int]):
+    """Non-zeros of Z_k' Z_1 as elements (row in the rest block, term-1 level, q1 values,
+    block start) from each rest term's sorted (level-1 * nlevels_k + level_k) keys and
+    their (E, q1, qk) sums."""
     rows_l, js_l, B_l, blk_l = [], [], [], []
-    for t in rest:
-        qk = t.Xt.shape[1]
-        j, lvl, inv = _pair_keys(idx1, np.asarray(t.index), t.nlevels)
-        # val[e, a, c] = sum over shared rows of Z1[:, a] * Zk[:, c]; element (e, c) is row
-        # offset + lvl*qk + c of the rest block, with B = val[e, :, c] (q1 values).
-        val = _bincount_products(inv, t1.Xt, t.Xt, len(j))
-        rows_l.append((offset + lvl[:, None] * qk + np.arange(qk)[None, :]).ravel())
-        blk_l.append(np.repeat(offset + lvl * qk, qk))
+    for lk, key, val, nk in zip(layout.rest, keys, vals, nlevels):
+        qk, j, lvl = lk.q, key // nk, key % nk
+        # element (e, c) is row offset + lvl*qk + c of the rest block, B = val[e, :, c]
+        rows_l.append((lk.offset + lvl[:, None] * qk + np.arange(qk)[None, :]).ravel())
+        blk_l.append(np.repeat(lk.offset + lvl * qk, qk))
         js_l.append(np.repeat(j, qk))
-        B_l.append(val.transpose(0, 2, 1).reshape(-1, q1))
-        nl = bucket(t.nlevels, 4) if pad else t.nlevels  # padded levels are inert
-        rest_layout.append(RestTerm(q=qk, nlevels=nl, offset=offset))
-        offset += nl * qk
-    rz_real = offset
-    rz = bucket(rz_real, 16) if pad else rz_real
-    r = rz + p + 1
-
-    if rows_l:
-        el_row = np.concatenate(rows_l).astype(np.int32)
-        el_j = np.concatenate(js_l).astype(np.int32)
-        el_B = np.concatenate(B_l)
-        el_blk = np.concatenate(blk_l)
-    else:
-        el_row = el_j = el_blk = np.zeros(0, np.int32)
-        el_B = np.zeros((0, q1))
-    pair_j, pair_v, pair_t = _pairs(el_row, el_j, el_B, el_blk, r, rz, pad)
-    Nz = bucket(el_row.size) if pad else el_row.size
-    el_row, el_j, el_B = _pad(el_row, Nz), _pad(el_j, Nz), _pad(el_B, Nz)
-
-    A = _rest_block(XY, rest, rest_layout, rz_real, rz, p)
-    layout = Layout(
-        q1=q1, l1=l1, rest=tuple(rest_layout), rz=rz, p=p, qs=tuple(t.Xt.shape[1] for t in terms)
-    )
-    blocks = Blocks(
-        D1=D1, C1=C1, el_row=el_row, el_j=el_j, el_B=el_B,
-        pair_j=pair_j, pair_v=pair_v, pair_t=pair_t, A=A, n=np.float64(n),
-    )
-    return layout, blocks
+        B_l.append(val.transpose(0, 2, 1).reshape(-1, layout.q1))
+    if not rows_l:
+        z = np.zeros(0, np.int32)
+        return z, z, np.zeros((0, layout.q1)), z
+    return (np.concatenate(rows_l).astype(np.int32), np.concatenate(js_l).astype(np.int32),
+            np.concatenate(B_l), np.concatenate(blk_l))
 
 
-def _pairs(el_row, el_j, el_B, el_blk, r, rz, pad):
+def pairs(el_row, el_j, el_B, el_blk, r, rz, pad):
     """Pairs (a, b) of elements sharing a term-1 level with block(b) <= block(a).
 
     Only the lower triangle of the rest block is needed, except inside one level's q x q
@@ -148,6 +166,17 @@ def _pairs(el_row, el_j, el_B, el_blk, r, rz, pad):
     ends = np.repeat(blk_end, np.diff(np.r_[blk_start, n]))
     lengths = ends - starts
     total = int(lengths.sum())
+    if total > MAX_PAIRS:
+        q1 = el_B.shape[1]
+        gib = total * (8 * q1 * q1 + 12) / 2**30
+        raise ModelError(
+            f"the first random-effects term and the others are crossed so densely that the "
+            f"sparse update of the dense block needs {total:,} element pairs ({gib:.1f} GiB; "
+            f"jaxmm refuses more than {MAX_PAIRS:,}): each level of the largest grouping "
+            f"factor meets ~{el_row.size / max(1, int(new_j.sum())):.0f} levels of the others. "
+            "Fewer levels in the smaller factors or fewer rows per level of the largest one "
+            "would fit."
+        )
     a_pos = np.repeat(np.arange(n), lengths)
     b_pos = np.repeat(starts, lengths) + (np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths))
     a, b = order[a_pos], order[b_pos]
@@ -157,24 +186,24 @@ def _pairs(el_row, el_j, el_B, el_blk, r, rz, pad):
     return _pad(js[a_pos], P).astype(np.int32), _pad(v, P), _pad(t, P, rz * r)
 
 
-def _rest_block(XY, rest, rest_layout, rz_real, rz, p) -> np.ndarray:
-    """Dense [Z_rest X y]'[Z_rest X y] with padding rows between Z and X."""
-    r = rz + p + 1
-    A = np.zeros((r, r))
-    A[rz:, rz:] = XY.T @ XY
+def add_rest_block(A: np.ndarray, XY: np.ndarray, rest, rest_layout, rz: int) -> None:
+    """Add these rows' [Z_rest X y]'[Z_rest X y] to the dense block ``A`` (padding rows
+    between Z and X stay zero)."""
+    A[rz:, rz:] += XY.T @ XY
+    p1 = XY.shape[1]
     for k, (t, lk) in enumerate(zip(rest, rest_layout)):
-        qk, ok = lk.q, lk.offset
+        qk, ok, nk = lk.q, lk.offset, t.nlevels
         idx = np.asarray(t.index)
         # Z_k' [X y]
-        zxy = _bincount_products(idx, t.Xt, XY, t.nlevels).reshape(t.nlevels * qk, p + 1)
-        A[ok : ok + t.nlevels * qk, rz:] = zxy
-        A[rz:, ok : ok + t.nlevels * qk] = zxy.T
+        zxy = _bincount_products(idx, t.Xt, XY, nk).reshape(nk * qk, p1)
+        A[ok : ok + nk * qk, rz:] += zxy
+        A[rz:, ok : ok + nk * qk] += zxy.T
         # Z_k' Z_k: block diagonal
-        dk = _bincount_products(idx, t.Xt, t.Xt, t.nlevels)
-        rows = ok + np.arange(t.nlevels)[:, None, None] * qk + np.arange(qk)[None, :, None]
-        cols = ok + np.arange(t.nlevels)[:, None, None] * qk + np.arange(qk)[None, None, :]
-        A[rows, cols] = dk
-        # Z_k' Z_m for later terms m
+        dk = _bincount_products(idx, t.Xt, t.Xt, nk)
+        rows = ok + np.arange(nk)[:, None, None] * qk + np.arange(qk)[None, :, None]
+        cols = ok + np.arange(nk)[:, None, None] * qk + np.arange(qk)[None, None, :]
+        A[rows, cols] += dk
+        # Z_k' Z_m for later terms m (keys are unique, so += adds each once)
         for t2, lm in zip(rest[k + 1 :], rest_layout[k + 1 :]):
             qm, om = lm.q, lm.offset
             l_k, l_m, inv = _pair_keys(idx, np.asarray(t2.index), t2.nlevels)
@@ -182,6 +211,5 @@ def _rest_block(XY, rest, rest_layout, rz_real, rz, p) -> np.ndarray:
             rows = ok + l_k[:, None, None] * qk + np.arange(qk)[None, :, None]
             cols = om + l_m[:, None, None] * qm + np.arange(qm)[None, None, :]
             rows, cols = np.broadcast_arrays(rows, cols)
-            A[rows, cols] = val
-            A[cols, rows] = val
-    return A
+            A[rows, cols] += val
+            A[cols, rows] += val

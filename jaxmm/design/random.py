@@ -24,7 +24,7 @@ import pandas as pd
 from ..errors import DataError, ModelError
 from .data import factor_codes
 
-__all__ = ["TermDesign", "group_index", "lookup_levels", "check_terms"]
+__all__ = ["TermDesign", "check_terms", "compact_codes", "group_index", "lookup_levels"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,21 +65,40 @@ class TermDesign:
         return f"{self.lhs} | {self.group}"
 
 
+def compact_codes(codes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted distinct values of ``codes`` (ints in [0, size)) and each row's rank
+    among them (int64), in O(n + size) by counting when ``size`` is moderate, else by
+    hashing (sorting only the distinct values), never by sorting all n rows.
+
+    Example:
+        >>> u, inv = compact_codes(np.array([7, 2, 7, 5]), 10)
+        >>> u.tolist(), inv.tolist()
+        ([2, 5, 7], [2, 0, 2, 1])
+    """
+    codes = np.asarray(codes)
+    if size <= max(4 * codes.size, 1 << 16):
+        used = np.bincount(codes, minlength=size) > 0
+        rank = np.cumsum(used) - 1
+        return np.flatnonzero(used), rank[codes]
+    inv, uniq = pd.factorize(codes, sort=True)
+    return np.asarray(uniq), inv.astype(np.int64)
+
+
 def group_index(frame: pd.DataFrame, factors: Sequence[str]) -> tuple[np.ndarray, tuple[str, ...]]:
     """Level index (int32) of each row and the level labels of the interaction of
     ``factors`` (R's ``factor(a:b:...)``: first factor slowest, unused dropped)."""
     codes, labels, _ = factor_codes(frame[factors[0]])
     label_lists = [labels]
-    combo = codes  # combined code, lexicographic in (first, second, ...)
+    combo, size = codes, len(labels)  # combined code, lexicographic in (first, second, ...)
     parts = [codes]
     for name in factors[1:]:
         c, lab, _ = factor_codes(frame[name])
         combo = combo * len(lab) + c
         parts.append(c)
         label_lists.append(lab)
-        combo = np.unique(combo, return_inverse=True)[1].reshape(-1)  # keep numbers small
-    uniq, inverse = np.unique(combo, return_inverse=True)
-    inverse = inverse.reshape(-1)
+        uniq, combo = compact_codes(combo, size * len(lab))  # keep numbers small
+        size = len(uniq)
+    uniq, inverse = compact_codes(combo, size)
     if len(factors) == 1:
         levels = tuple(labels[u] for u in uniq)
     else:

@@ -76,3 +76,65 @@ def moment_start(y: np.ndarray, X: np.ndarray, terms, lo: float = 0.05, hi: floa
         order = np.lexsort((rows, cs))  # column-major lower triangle
         out.append(T[rows[order], cs[order]])
     return np.concatenate(out)
+
+
+def moment_start_blocks(layout, blocks, nlevels1: int, lo: float = 0.05, hi: float = 5.0
+                        ) -> np.ndarray:
+    """:func:`moment_start` computed from the crossproduct blocks alone (streamed fits keep
+    no rows): the same sums, taken from Z'Z, Z'[X y] and [X y]'[X y].
+
+    Example:
+        >>> import jaxmm
+        >>> from jaxmm.design.crossprod import crossproducts
+        >>> d = jaxmm.lformula("Reaction ~ Days + (Days|Subject)", jaxmm.datasets.load("sleepstudy"))
+        >>> layout, blocks = crossproducts(d.y, d.X, d.terms)
+        >>> moment_start_blocks(layout, blocks, 18).round(2).tolist()
+        [1.19, 0.0, 0.23]
+    """
+    p, rz = layout.p, layout.rz
+    A = np.asarray(blocks.A)
+    XtX, Xty, yty = A[rz : rz + p, rz : rz + p], A[rz : rz + p, -1], A[-1, -1]
+    beta = np.linalg.lstsq(XtX, Xty, rcond=None)[0]
+    rss = float(yty - 2 * beta @ Xty + beta @ XtX @ beta)
+    n = float(blocks.n)
+    # per level and column: sum x^2 and sum x * resid
+    D1, C1 = np.asarray(blocks.D1), np.asarray(blocks.C1)
+    per_term = [(D1, C1[:, :, -1] - C1[:, :, :p] @ beta)]
+    for lk in layout.rest:
+        rows = lk.offset + np.arange(lk.nlevels * lk.q)
+        Dk = A[rows[:, None], rows[None, :]].reshape(lk.nlevels, lk.q, lk.nlevels, lk.q)
+        Dk = np.einsum("gagb->gab", Dk)
+        zr = A[rows, -1] - A[rows, rz : rz + p] @ beta
+        per_term.append((Dk, zr.reshape(lk.nlevels, lk.q)))
+    stats = []
+    for D, zr in per_term:
+        cols = []
+        for c in range(D.shape[1]):
+            sxx, sxr = D[:, c, c], zr[:, c]
+            ok = sxx > 1e-12 * max(sxx.max(), 1e-300)
+            cols.append(None if ok.sum() < 2 else
+                        (np.var(sxr[ok] / sxx[ok], ddof=1), np.mean(1.0 / sxx[ok])))
+        stats.append(cols)
+    sigma2 = None
+    dof = n - p - nlevels1 * layout.q1
+    if dof >= max(10, 0.2 * n):  # within-level residual variance of term 1, as moment_start
+        D, zr = per_term[0]
+        coef = np.zeros_like(zr)
+        for c in range(D.shape[1]):
+            sxx = D[:, c, c]
+            sxr = zr[:, c] - np.einsum("ga,ga->g", D[:, c, :], coef)
+            coef[:, c] = np.divide(sxr, sxx, out=np.zeros_like(sxr), where=sxx > 0)
+        ss = rss - 2 * np.sum(coef * zr) + np.einsum("ga,gab,gb->", coef, D, coef)
+        sigma2 = max(float(ss) / dof, 1e-300)
+    if sigma2 is None:
+        sigma2 = max(rss / max(n - p, 1), 1e-300)
+    out = []
+    for cols in stats:
+        diag = [float(np.clip(np.sqrt(max(c[0] - sigma2 * c[1], 0.0) / sigma2), lo, hi))
+                if c else 1.0 for c in cols]
+        q = len(cols)
+        T = np.diag(diag)
+        rows, cs = np.tril_indices(q)
+        order = np.lexsort((rows, cs))
+        out.append(T[rows[order], cs[order]])
+    return np.concatenate(out)
