@@ -33,12 +33,25 @@ from .results.lmm import LinearMixedModel
 
 
 def lformula(formula: str, data: pd.DataFrame) -> Design:
-    """Parse the formula and build the design on the host (lme4's ``lFormula``)."""
+    """Parse the formula and build the design on the host (lme4's ``lFormula``).
+
+    Example:
+        >>> d = jaxmm.lformula("Reaction ~ Days + (Days|Subject)", jaxmm.datasets.load("sleepstudy"))
+        >>> d.X.shape, d.x_names, [t.group for t in d.terms]
+        ((180, 2), ('(Intercept)', 'Days'), ['Subject'])
+    """
     return build_design(formula, data)
 
 
 def mk_devfun(design: Design, reml: bool = True) -> DevFun:
-    """Crossproduct blocks and the jit-compiled criterion of theta (lme4's ``mkLmerDevfun``)."""
+    """Crossproduct blocks and the jit-compiled criterion of theta (lme4's ``mkLmerDevfun``).
+
+    Example:
+        >>> d = jaxmm.lformula("Reaction ~ Days + (Days|Subject)", jaxmm.datasets.load("sleepstudy"))
+        >>> f = jaxmm.mk_devfun(d, reml=True)
+        >>> round(f([0.9667329, 0.01516904, 0.23090962]), 3)   # at lmer's estimate of theta
+        1743.628
+    """
     check_dense_size(design.terms, design.X.shape[1], MAX_DENSE)
     layout, blocks = crossproducts(design.y, design.X, design.terms)
     return DevFun.from_numpy(layout, blocks, reml)

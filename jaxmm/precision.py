@@ -29,7 +29,14 @@ import jax
 
 @contextlib.contextmanager
 def x64() -> Iterator[None]:
-    """Context manager enabling 64-bit JAX types for the enclosed code only."""
+    """Context manager enabling 64-bit JAX types for the enclosed code only.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> with jaxmm.x64():
+        ...     print(jnp.arange(2.0).dtype)
+        float64
+    """
     if jax.config.jax_enable_x64:
         yield
         return

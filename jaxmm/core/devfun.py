@@ -28,6 +28,14 @@ class DevFun:
     Calling it evaluates in float64 (scoped). ``objective``/``blocks``/``layout`` expose the
     pure function and its data for use inside your own jitted, differentiated or vmapped
     code: ``jaxmm.core.objective(theta, devfun.blocks, devfun.layout, devfun.reml)``.
+
+    Example:
+        >>> f = m.devfun                    # a fit's DevFun (or jaxmm.mk_devfun(design))
+        >>> round(f(m.theta_vector), 3)     # the criterion at the estimate: m.objective
+        1743.628
+        >>> value, grad = f.value_and_grad(m.theta_vector)
+        >>> bool(abs(grad).max() < 1e-2)    # zero gradient at the optimum
+        True
     """
 
     layout: Layout

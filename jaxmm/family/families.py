@@ -57,6 +57,13 @@ class Family:
     Attributes:
         name: ``"binomial"`` or ``"poisson"``.
         link: the :class:`~jaxmm.family.links.Link`.
+
+    Example:
+        >>> fam = binomial("probit")
+        >>> fam
+        Family: binomial  ( probit )
+        >>> fam.canonical, float(fam.mu(0.0)), float(fam.variance(0.5))
+        (False, 0.5, 0.25)
     """
 
     name: str

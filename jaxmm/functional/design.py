@@ -51,6 +51,15 @@ class MixedDesign:
         blocks: crossproducts of [Z X y] without weights (the fast path).
         theta0: starting theta (a moment estimate) for :func:`jaxmm.functional.fit`.
         layout, reml, x_names, groups, cnames: static description (aux data).
+
+    Example:
+        >>> import jax
+        >>> d = jaxmm.functional.model("Yield ~ 1 + (1|Batch)", jaxmm.datasets.load("Dyestuff"))
+        >>> d.y.shape, d.X.shape, d.groups, d.cnames
+        ((30,), (30, 1), ('Batch',), (('(Intercept)',),))
+        >>> leaves, treedef = jax.tree_util.tree_flatten(d)   # a pytree: jit/vmap take it
+        >>> jax.tree_util.tree_unflatten(treedef, leaves).x_names
+        ('(Intercept)',)
     """
 
     y: np.ndarray
@@ -93,7 +102,14 @@ def _lookup(keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
 
 
 def from_design(design: Design, reml: bool = True) -> MixedDesign:
-    """The functional model of a host :class:`jaxmm.design.Design` (see :func:`model`)."""
+    """The functional model of a host :class:`jaxmm.design.Design` (see :func:`model`).
+
+    Example:
+        >>> design = jaxmm.lformula("Yield ~ 1 + (1|Batch)", jaxmm.datasets.load("Dyestuff"))
+        >>> d = jaxmm.functional.from_design(design, reml=False)
+        >>> d.reml, d.nobs, d.n_theta, d.n_u
+        (False, 30, 1, 6)
+    """
     terms = design.terms
     p = design.X.shape[1]
     layout, blocks = crossproducts(design.y, design.X, terms, pad=False)

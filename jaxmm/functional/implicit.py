@@ -30,7 +30,19 @@ from .likelihood import _check_theta, conditional_modes, objective
 
 
 class FitEstimates(NamedTuple):
-    """beta_hat (p,), theta_hat (n_theta,) and sigma_hat of a fit (a pytree)."""
+    """beta_hat (p,), theta_hat (n_theta,) and sigma_hat of a fit (a pytree).
+
+    Example:
+        >>> import jax
+        >>> F = jaxmm.functional
+        >>> d = F.model("Yield ~ 1 + (1|Batch)", jaxmm.datasets.load("Dyestuff"))
+        >>> with jaxmm.x64():
+        ...     est = jax.jit(F.fit)(d)
+        >>> est._fields
+        ('beta', 'theta', 'sigma')
+        >>> round(float(est.beta[0]), 1), round(float(est.theta[0]), 4), round(float(est.sigma), 2)
+        (1527.5, 0.8483, 49.51)
+    """
 
     beta: jnp.ndarray
     theta: jnp.ndarray

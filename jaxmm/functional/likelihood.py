@@ -66,6 +66,15 @@ class Conditional(NamedTuple):
         sigma: residual standard deviation sqrt(pwrss / (n - p)) (REML) or / n (ML),
             at beta-hat(theta).
         estimates: the engine's factorization record (pwrss, ldL2, RX, ...).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> F = jaxmm.functional
+        >>> d = F.model("Yield ~ 1 + (1|Batch)", jaxmm.datasets.load("Dyestuff"))
+        >>> with jaxmm.x64():
+        ...     c = F.conditional_modes(jnp.array([0.8483]), d)
+        >>> type(c).__name__, c.u.shape, round(float(c.beta[0]), 1), round(float(c.sigma), 2)
+        ('Conditional', (6,), 1527.5, 49.51)
     """
 
     beta: jnp.ndarray
@@ -76,7 +85,14 @@ class Conditional(NamedTuple):
 
 
 def lambda_u(theta, design: MixedDesign, u) -> jnp.ndarray:
-    """b = Lambda(theta) u for a flat u (lme4's order)."""
+    """b = Lambda(theta) u for a flat u (lme4's order).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> d = jaxmm.functional.model("Yield ~ 1 + (1|Batch)", jaxmm.datasets.load("Dyestuff"))
+        >>> jaxmm.functional.lambda_u(jnp.array([0.5]), d, jnp.arange(6.0)).tolist()
+        [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
+    """
     lay = design.layout
     T = [T_of(t, q) for t, q in zip(split_theta(jnp.asarray(theta), lay), lay.qs)]
     n1 = lay.l1 * lay.q1
@@ -85,7 +101,14 @@ def lambda_u(theta, design: MixedDesign, u) -> jnp.ndarray:
 
 
 def z_times(design: MixedDesign, b) -> jnp.ndarray:
-    """Z b per row (n,) for a flat b in lme4's order."""
+    """Z b per row (n,) for a flat b in lme4's order.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> d = jaxmm.functional.model("Yield ~ 1 + (1|Batch)", jaxmm.datasets.load("Dyestuff"))
+        >>> jaxmm.functional.z_times(d, jnp.arange(6.0))[:7].tolist()   # rows 0-4 are batch A
+        [0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0]
+    """
     lay = design.layout
     n1 = lay.l1 * lay.q1
     b1 = b[:n1].reshape(lay.l1, lay.q1)

@@ -46,6 +46,13 @@ class VarPar(NamedTuple):
         vcov: (k, k) asymptotic covariance, 2 H^+ (Moore-Penrose on eigenvalues > 1e-8).
         vcov_beta: (p, p) vcov of the fixed effects.
         jac: (k, p, p) derivative of vcov(beta) with respect to each parameter.
+
+    Example:
+        >>> vp = varpar(m)
+        >>> vp.names[-1], vp.vcov.shape, vp.vcov_beta.shape
+        ('sigma', (4, 4), (2, 2))
+        >>> round(float(vp.values[-1]), 3)   # sigma
+        25.592
     """
 
     names: tuple[str, ...]
@@ -80,7 +87,6 @@ def varpar(fit) -> VarPar:
     """Covariance of (theta, sigma) and the Jacobian of vcov(beta), for a fitted model.
 
     Example:
-        >>> m = jaxmm.lmer("Reaction ~ Days + (Days|Subject)", jaxmm.datasets.load("sleepstudy"))
         >>> vp = varpar(m)
         >>> vp.names
         ('Subject.(Intercept)', 'Subject.Days.(Intercept)', 'Subject.Days', 'sigma')

@@ -116,7 +116,15 @@ def fit_program(
 
 @dataclass
 class OptSummary:
-    """What the optimizer did, as MixedModels.jl's OptSummary records it."""
+    """What the optimizer did, as MixedModels.jl's OptSummary records it.
+
+    Example:
+        >>> opt = m.opt                   # a fit's summary (or jaxmm.optimize_lmm's result)
+        >>> opt.converged, round(opt.fmin, 3), opt.warnings
+        (True, 1743.628, [])
+        >>> opt.theta.round(4).tolist()
+        [0.9667, 0.0152, 0.2309]
+    """
 
     theta0: np.ndarray
     theta: np.ndarray

@@ -7,6 +7,9 @@ function returns the matplotlib Figure.
     qq_ranef(fit)           normal QQ plots of the conditional modes, one panel per term column
     profile_zeta(profile)   profile-zeta traces (lme4's xyplot(profile))
     boot_densities(boot)    bootstrap distributions of the parameters
+
+The examples use ``m``, the sleepstudy fit described in :class:`jaxmm.LinearMixedModel`'s
+docstring (the doctest namespace provides it, see the repository's conftest.py).
 """
 
 from __future__ import annotations

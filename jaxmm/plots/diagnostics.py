@@ -15,7 +15,6 @@ def caterpillar(fit, level: float = 0.95, groups=None, ncols: int = 3):
 
     Example:
         >>> import matplotlib; matplotlib.use("Agg")
-        >>> m = jaxmm.lmer("Reaction ~ Days + (Days|Subject)", jaxmm.datasets.load("sleepstudy"))
         >>> fig = caterpillar(m)
         >>> [ax.get_title() for ax in fig.axes]
         ['Subject: (Intercept)', 'Subject: Days']
@@ -45,7 +44,6 @@ def resid_fitted(fit):
 
     Example:
         >>> import matplotlib; matplotlib.use("Agg")
-        >>> m = jaxmm.lmer("Reaction ~ Days + (Days|Subject)", jaxmm.datasets.load("sleepstudy"))
         >>> len(resid_fitted(m).axes[0].collections[0].get_offsets())
         180
     """
@@ -76,7 +74,6 @@ def qq_residuals(fit):
 
     Example:
         >>> import matplotlib; matplotlib.use("Agg")
-        >>> m = jaxmm.lmer("Reaction ~ Days + (Days|Subject)", jaxmm.datasets.load("sleepstudy"))
         >>> qq_residuals(m).axes[0].get_title()
         'scaled residuals'
     """

@@ -39,6 +39,12 @@ def boot_densities(boot, params=None, ncols: int = 3):
     """Histogram (density scale) of each parameter's bootstrap replicates, with the original
     estimate marked; replicates that did not converge are left out. ``boot`` is
     ``fit.bootstrap(...)``.
+
+    Example:
+        >>> import matplotlib; matplotlib.use("Agg")
+        >>> fig = boot_densities(m.bootstrap(20, seed=1), ["sigma", "Days"])
+        >>> [ax.get_xlabel() for ax in fig.axes]
+        ['sigma', 'Days']
     """
     names = list(boot.parameters if params is None else ([params] if isinstance(params, str) else params))
     tab = boot.table

@@ -23,6 +23,12 @@ RESIDUAL_TYPES = ("deviance", "pearson", "response", "working")
 class GeneralizedLinearMixedModel:
     """A fitted GLMM. Build it with :func:`jaxmm.glmer`.
 
+    The examples of the methods and properties use ``g``, this binomial model fitted by
+    Laplace (the doctest namespace provides it, see the repository's conftest.py):
+
+        g = jaxmm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+                        jaxmm.datasets.load("cbpp"), family="binomial")
+
     Example:
         >>> cbpp = jaxmm.datasets.load("cbpp")
         >>> g = jaxmm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp)
@@ -48,26 +54,62 @@ class GeneralizedLinearMixedModel:
     # ----- sizes and names -------------------------------------------------------------
     @property
     def formula(self) -> str:
+        """The model formula, as given.
+
+        Example:
+            >>> g.formula
+            'cbind(incidence, size - incidence) ~ period + (1 | herd)'
+        """
         return self.design.formula.text
 
     @property
     def nobs(self) -> int:
+        """Number of observations used (rows; a binomial row counts once, whatever its trials).
+
+        Example:
+            >>> g.nobs
+            56
+        """
         return int(self.design.X.shape[0])
 
     @property
     def n_dropped(self) -> int:
+        """Rows dropped because a used column had a missing value.
+
+        Example:
+            >>> g.n_dropped
+            0
+        """
         return int(self.design.n_dropped_rows)
 
     @property
     def p(self) -> int:
+        """Number of fixed-effects columns (after dropping aliased ones).
+
+        Example:
+            >>> g.p
+            4
+        """
         return int(self.design.X.shape[1])
 
     @property
     def terms(self):
+        """The random-effects terms (grouping factor, columns, levels...), lme4's order.
+
+        Example:
+            >>> [(t.group, t.cnames, t.nlevels) for t in g.terms]
+            [('herd', ('(Intercept)',), 15)]
+        """
         return self.design.terms
 
     @property
     def ngroups(self) -> dict[str, int]:
+        """Levels per grouping factor (one entry per distinct factor, lme4's order).
+
+        Example:
+            >>> g.ngroups
+            {'herd': 15}
+        """
         out: dict[str, int] = {}
         for t in self.terms:
             out.setdefault(t.group, t.nlevels)
@@ -76,7 +118,12 @@ class GeneralizedLinearMixedModel:
     # ----- parameters --------------------------------------------------------------------
     @cached_property
     def theta(self) -> pd.Series:
-        """Relative covariance factor parameters (lme4's ``getME(m, "theta")``)."""
+        """Relative covariance factor parameters (lme4's ``getME(m, "theta")``).
+
+        Example:
+            >>> g.theta.round(4).to_dict()
+            {'herd.(Intercept)': 0.6423}
+        """
         names = []
         for t in self.terms:
             names += Unstructured(t.q).names(t.group, t.cnames)
@@ -93,11 +140,23 @@ class GeneralizedLinearMixedModel:
 
     @property
     def is_singular(self) -> bool:
+        """lme4's isSingular: a diagonal of some T below 1e-4 (a boundary fit).
+
+        Example:
+            >>> g.is_singular
+            False
+        """
         diag = np.concatenate([Unstructured(t.q).is_diag for t in self.terms])
         return bool(np.any(np.asarray(self.opt.theta)[diag] < 1e-4))
 
     @cached_property
     def fixef(self) -> pd.Series:
+        """Fixed-effects estimates, on the link scale, named as lme4.
+
+        Example:
+            >>> g.fixef.round(3).to_dict()
+            {'(Intercept)': -1.399, 'period2': -0.992, 'period3': -1.129, 'period4': -1.58}
+        """
         return pd.Series(np.asarray(self.opt.beta), index=list(self.design.x_names), name="fixef")
 
     @cached_property
@@ -105,7 +164,14 @@ class GeneralizedLinearMixedModel:
         """Covariance of the fixed effects. As lme4's ``vcov`` (use.hessian=TRUE): the beta
         block of ``2 H^{-1}``, H the Hessian of the deviance over (theta, beta) at the optimum;
         from the PIRLS factor (lme4's ``unsc()``) for nagq = 0 or when H is not positive
-        definite."""
+        definite.
+
+        Example:
+            >>> g.vcov.shape
+            (4, 4)
+            >>> g.vcov.round(4).iloc[:2, :2].values.tolist()
+            [[0.054, -0.0259], [-0.0259, 0.094]]
+        """
         nt, names = self.opt.theta.size, list(self.design.x_names)
         V = None
         if self.nagq > 0 and self.opt.hessian is not None:
@@ -125,10 +191,25 @@ class GeneralizedLinearMixedModel:
 
     @cached_property
     def stderr(self) -> pd.Series:
+        """Standard errors of the fixed effects (from :attr:`vcov`).
+
+        Example:
+            >>> g.stderr.round(3).to_dict()
+            {'(Intercept)': 0.232, 'period2': 0.307, 'period3': 0.327, 'period4': 0.427}
+        """
         return pd.Series(np.sqrt(np.diag(self.vcov.to_numpy())), index=self.fixef.index, name="stderr")
 
     def coef_table(self) -> pd.DataFrame:
-        """Estimate, Std. Error, z value, Pr(>|z|) (lme4's ``coef(summary(m))``)."""
+        """Estimate, Std. Error, z value, Pr(>|z|) (lme4's ``coef(summary(m))``).
+
+        Example:
+            >>> g.coef_table()[["Estimate", "Std. Error", "z value"]].round(3)
+                         Estimate  Std. Error  z value
+            (Intercept)    -1.399       0.232   -6.016
+            period2        -0.992       0.307   -3.236
+            period3        -1.129       0.327   -3.455
+            period4        -1.580       0.427   -3.697
+        """
         est, se = self.fixef.to_numpy(), self.stderr.to_numpy()
         z = est / se
         return pd.DataFrame({"Estimate": est, "Std. Error": se, "z value": z,
@@ -137,34 +218,76 @@ class GeneralizedLinearMixedModel:
     # ----- criteria ----------------------------------------------------------------------
     @property
     def objective(self) -> float:
-        """The minimized criterion: -2 log-likelihood (Laplace or AGQ; lme4's minus2logLik)."""
+        """The minimized criterion: -2 log-likelihood (Laplace or AGQ; lme4's minus2logLik).
+
+        Example:
+            >>> round(g.objective, 3)
+            184.053
+            >>> g.minus2loglik == g.objective   # the same property
+            True
+        """
         return float(self.opt.fmin)
 
     minus2loglik = objective
 
     @property
     def loglik(self) -> float:
+        """Log-likelihood (Laplace or AGQ approximation), -objective / 2.
+
+        Example:
+            >>> round(g.loglik, 3)
+            -92.026
+        """
         return -0.5 * self.objective
 
     @property
     def dof(self) -> int:
+        """Number of parameters: fixed effects + theta (no scale parameter).
+
+        Example:
+            >>> g.dof
+            5
+        """
         return self.p + int(self.opt.theta.size)
 
     @property
     def aic(self) -> float:
+        """Akaike's information criterion, -2 loglik + 2 dof.
+
+        Example:
+            >>> round(g.aic, 3)
+            194.053
+        """
         return self.objective + 2.0 * self.dof
 
     @property
     def bic(self) -> float:
+        """Bayesian information criterion, -2 loglik + dof log(nobs).
+
+        Example:
+            >>> round(g.bic, 3)
+            204.179
+        """
         return self.objective + self.dof * math.log(self.nobs)
 
     @property
     def df_resid(self) -> int:
+        """Residual degrees of freedom, nobs - dof.
+
+        Example:
+            >>> g.df_resid
+            51
+        """
         return self.nobs - self.dof
 
     @property
     def deviance(self) -> float:
-        """lme4's ``deviance(m)``: the sum of squared deviance residuals at the modes."""
+        """lme4's ``deviance(m)``: the sum of squared deviance residuals at the modes.
+
+        Example:
+            >>> round(g.deviance, 3)
+            73.472
+        """
         return float(np.sum(self._devres))
 
     # ----- linear predictor and residuals -------------------------------------------------
@@ -201,7 +324,14 @@ class GeneralizedLinearMixedModel:
 
     def fitted(self, type: str = "response") -> np.ndarray:
         """Fitted values on the response scale (mu; a proportion for binomial) or the link
-        scale (eta), conditional on the random-effects modes."""
+        scale (eta), conditional on the random-effects modes.
+
+        Example:
+            >>> g.fitted()[:3].round(3).tolist()          # proportions
+            [0.308, 0.142, 0.126]
+            >>> g.fitted("link")[:3].round(3).tolist()    # logits
+            [-0.809, -1.801, -1.937]
+        """
         if type == "response":
             return self._mu.copy()
         if type == "link":
@@ -209,7 +339,14 @@ class GeneralizedLinearMixedModel:
         raise DataError(f"type must be 'response' or 'link', got {type!r}")
 
     def residuals(self, type: str = "deviance") -> np.ndarray:
-        """Residuals of type "deviance" (lme4's default), "pearson", "response" or "working"."""
+        """Residuals of type "deviance" (lme4's default), "pearson", "response" or "working".
+
+        Example:
+            >>> g.residuals()[:3].round(3).tolist()
+            [-1.438, 0.989, 2.357]
+            >>> g.residuals("pearson")[:3].round(3).tolist()
+            [-1.34, 1.075, 2.88]
+        """
         r = self.gdesign.resp
         y, wt, mu = np.asarray(r.y), np.asarray(r.wt), self._mu
         if type == "response":
@@ -225,7 +362,13 @@ class GeneralizedLinearMixedModel:
 
     # ----- variance components and random effects ---------------------------------------
     def varcorr(self) -> pd.DataFrame:
-        """Variance components as ``as.data.frame(VarCorr(m))`` (no residual row: sigma = 1)."""
+        """Variance components as ``as.data.frame(VarCorr(m))`` (no residual row: sigma = 1).
+
+        Example:
+            >>> g.varcorr()[["grp", "var1", "vcov", "sdcor"]].round(4)
+                grp         var1    vcov   sdcor
+            0  herd  (Intercept)  0.4125  0.6423
+        """
         covs = [T @ T.T for T in self._Ts]
         vc = varcorr_frame([t.group for t in self.terms], [t.cnames for t in self.terms], covs, 1.0)
         return vc[vc["grp"] != "Residual"].reset_index(drop=True)
@@ -258,7 +401,14 @@ class GeneralizedLinearMixedModel:
 
     def ranef(self, condvar: bool = True) -> pd.DataFrame:
         """Conditional modes as ``as.data.frame(ranef(m, condVar=TRUE))``:
-        grpvar, term, grp, condval, condsd."""
+        grpvar, term, grp, condval, condsd.
+
+        Example:
+            >>> g.ranef().head(2).round(3)
+              grpvar         term grp  condval  condsd
+            0   herd  (Intercept)   1    0.590   0.348
+            1   herd  (Intercept)   2   -0.299   0.366
+        """
         frames = []
         for k, t in enumerate(self.terms):
             b = self._modes[k]
@@ -278,8 +428,6 @@ class GeneralizedLinearMixedModel:
         factor predict at the population level when ``allow_new_levels``.
 
         Example:
-            >>> g = jaxmm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
-            ...                 jaxmm.datasets.load("cbpp"))
             >>> bool(np.allclose(g.predict(type="response"), g.fitted()))
             True
         """
@@ -312,7 +460,15 @@ class GeneralizedLinearMixedModel:
         """Simulated responses (nsim, nobs) on the model's response scale (binomial: the
         proportion of successes out of the trials; Poisson: counts), drawing new random
         effects from their fitted distribution (lme4's default) or keeping the modes
-        (``use_u=True``)."""
+        (``use_u=True``).
+
+        Example:
+            >>> y = g.simulate(2, seed=1)
+            >>> y.shape
+            (2, 56)
+            >>> bool(((0 <= y) & (y <= 1)).all())   # proportions
+            True
+        """
         rng = np.random.default_rng(seed)
         r = self.gdesign.resp
         base = np.asarray(r.offset) + self.design.X @ self.fixef.to_numpy()
@@ -333,7 +489,25 @@ class GeneralizedLinearMixedModel:
 
     # ----- display -----------------------------------------------------------------------
     def summary(self) -> str:
-        """lme4's ``summary(glmerMod)`` as text."""
+        """lme4's ``summary(glmerMod)`` as text.
+
+        Example:
+            >>> print(g.summary())
+            Generalized linear mixed model fit by maximum likelihood (Laplace Approximation) ['glmerMod']
+             Family: binomial  ( logit )
+            Formula: cbind(incidence, size - incidence) ~ period + (1 | herd)
+            <BLANKLINE>
+              AIC   BIC logLik deviance df.resid
+            194.1 204.2  -92.0    184.1       51
+            ...
+            Fixed effects:
+                        Estimate Std. Error z value Pr(>|z|)
+            (Intercept)  -1.3985     0.2325  -6.016 1.79e-09 ***
+            period2      -0.9923     0.3066  -3.236  0.00121  **
+            period3      -1.1287     0.3266  -3.455 0.000549 ***
+            period4      -1.5803     0.4274  -3.697 0.000218 ***
+            ...
+        """
         from .summary_glmm import format_glmm_summary
 
         return format_glmm_summary(self)

@@ -24,6 +24,11 @@ from .varcorr import varcorr_frame
 class LinearMixedModel:
     """A fitted linear mixed model. Build it with :func:`jaxmm.lmer`.
 
+    The examples of the methods and properties use ``m``, this model fitted by REML (the
+    doctest namespace provides it, see the repository's conftest.py):
+
+        m = jaxmm.lmer("Reaction ~ Days + (Days|Subject)", jaxmm.datasets.load("sleepstudy"))
+
     Example:
         >>> import jaxmm
         >>> m = jaxmm.lmer("Reaction ~ Days + (Days|Subject)", jaxmm.datasets.load("sleepstudy"))
@@ -56,29 +61,62 @@ class LinearMixedModel:
     # ----- sizes and names -------------------------------------------------------------
     @property
     def formula(self) -> str:
+        """The model formula, as given.
+
+        Example:
+            >>> m.formula
+            'Reaction ~ Days + (Days|Subject)'
+        """
         return self.design.formula.text
 
     @property
     def nobs(self) -> int:
-        """Number of observations used (after dropping incomplete rows)."""
+        """Number of observations used (after dropping incomplete rows).
+
+        Example:
+            >>> m.nobs
+            180
+        """
         return int(self.design.y.shape[0])
 
     @property
     def n_dropped(self) -> int:
-        """Rows dropped because a used column had a missing value."""
+        """Rows dropped because a used column had a missing value.
+
+        Example:
+            >>> m.n_dropped
+            0
+        """
         return int(self.design.n_dropped_rows)
 
     @property
     def p(self) -> int:
+        """Number of fixed-effects columns (after dropping aliased ones).
+
+        Example:
+            >>> m.p
+            2
+        """
         return int(self.design.X.shape[1])
 
     @property
     def terms(self):
+        """The random-effects terms (grouping factor, columns, levels...), lme4's order.
+
+        Example:
+            >>> [(t.group, t.cnames, t.nlevels) for t in m.terms]
+            [('Subject', ('(Intercept)', 'Days'), 18)]
+        """
         return self.design.terms
 
     @property
     def ngroups(self) -> dict[str, int]:
-        """Levels per grouping factor (one entry per distinct factor, lme4's order)."""
+        """Levels per grouping factor (one entry per distinct factor, lme4's order).
+
+        Example:
+            >>> m.ngroups
+            {'Subject': 18}
+        """
         out: dict[str, int] = {}
         for t in self.terms:
             out.setdefault(t.group, t.nlevels)
@@ -87,12 +125,22 @@ class LinearMixedModel:
     # ----- covariance parameters -------------------------------------------------------
     @property
     def theta_vector(self) -> np.ndarray:
-        """theta as a plain array (lme4's order)."""
+        """theta as a plain array (lme4's order).
+
+        Example:
+            >>> m.theta_vector.round(4).tolist()
+            [0.9667, 0.0152, 0.2309]
+        """
         return self.opt.theta.copy()
 
     @cached_property
     def theta(self) -> pd.Series:
-        """Relative covariance factor parameters, named as lme4's ``getME(m, "theta")``."""
+        """Relative covariance factor parameters, named as lme4's ``getME(m, "theta")``.
+
+        Example:
+            >>> m.theta.round(4).to_dict()
+            {'Subject.(Intercept)': 0.9667, 'Subject.Days.(Intercept)': 0.0152, 'Subject.Days': 0.2309}
+        """
         names = []
         for t in self.terms:
             names += Unstructured(t.q).names(t.group, t.cnames)
@@ -100,7 +148,12 @@ class LinearMixedModel:
 
     @property
     def lower(self) -> np.ndarray:
-        """lme4's lower bounds of theta (0 on diagonals, -inf elsewhere)."""
+        """lme4's lower bounds of theta (0 on diagonals, -inf elsewhere).
+
+        Example:
+            >>> m.lower.tolist()
+            [0.0, -inf, 0.0]
+        """
         return np.concatenate([Unstructured(t.q).lower for t in self.terms])
 
     @cached_property
@@ -114,64 +167,130 @@ class LinearMixedModel:
 
     @property
     def is_singular(self) -> bool:
-        """lme4's isSingular: a diagonal of some T below 1e-4 (a boundary fit)."""
+        """lme4's isSingular: a diagonal of some T below 1e-4 (a boundary fit).
+
+        Example:
+            >>> m.is_singular
+            False
+        """
         diag = np.concatenate([Unstructured(t.q).is_diag for t in self.terms])
         return bool(np.any(self.opt.theta[diag] < 1e-4))
 
     # ----- criterion -------------------------------------------------------------------
     @property
     def objective(self) -> float:
-        """The minimized criterion: REML criterion or ML deviance."""
+        """The minimized criterion: REML criterion or ML deviance.
+
+        Example:
+            >>> round(m.objective, 3)
+            1743.628
+        """
         return float(self.opt.fmin)
 
     @property
     def reml_criterion(self) -> float | None:
-        """REML criterion at convergence (REML fits), as lme4's ``REMLcrit``."""
+        """REML criterion at convergence (REML fits), as lme4's ``REMLcrit``.
+
+        Example:
+            >>> round(m.reml_criterion, 3)
+            1743.628
+        """
         return self.objective if self.reml else None
 
     @property
     def deviance(self) -> float | None:
         """ML deviance (-2 log-likelihood) for ML fits; None for REML fits (use
-        ``reml_criterion``, or refit with ``reml=False``)."""
+        ``reml_criterion``, or refit with ``reml=False``).
+
+        Example:
+            >>> print(m.deviance)
+            None
+            >>> ml = jaxmm.lmer(m.formula, jaxmm.datasets.load("sleepstudy"), reml=False)
+            >>> round(ml.deviance, 3)
+            1751.939
+        """
         return None if self.reml else self.objective
 
     @property
     def loglik(self) -> float:
-        """Log-likelihood (the REML log-likelihood for REML fits, as lme4's logLik)."""
+        """Log-likelihood (the REML log-likelihood for REML fits, as lme4's logLik).
+
+        Example:
+            >>> round(m.loglik, 3)
+            -871.814
+        """
         return -0.5 * self.objective
 
     @property
     def dof(self) -> int:
-        """Number of parameters: fixed effects + theta + sigma."""
+        """Number of parameters: fixed effects + theta + sigma.
+
+        Example:
+            >>> m.dof
+            6
+        """
         return self.p + self.opt.theta.size + 1
 
     @property
     def aic(self) -> float:
+        """Akaike's information criterion, -2 loglik + 2 dof.
+
+        Example:
+            >>> round(m.aic, 3)
+            1755.628
+        """
         return -2.0 * self.loglik + 2.0 * self.dof
 
     @property
     def bic(self) -> float:
+        """Bayesian information criterion, -2 loglik + dof log(nobs).
+
+        Example:
+            >>> round(m.bic, 3)
+            1774.786
+        """
         return -2.0 * self.loglik + self.dof * math.log(self.nobs)
 
     @property
     def df_resid(self) -> int:
+        """Residual degrees of freedom, nobs - dof.
+
+        Example:
+            >>> m.df_resid
+            174
+        """
         return self.nobs - self.dof
 
     # ----- fixed effects ---------------------------------------------------------------
     @property
     def sigma(self) -> float:
-        """Residual standard deviation."""
+        """Residual standard deviation.
+
+        Example:
+            >>> round(m.sigma, 3)
+            25.592
+        """
         denom = self.nobs - (self.p if self.reml else 0)
         return float(np.sqrt(self._est.pwrss / denom))
 
     @cached_property
     def fixef(self) -> pd.Series:
-        """Fixed-effects estimates named as lme4 (``(Intercept)``, ``Drugb``, ``gr.L`` ...)."""
+        """Fixed-effects estimates named as lme4 (``(Intercept)``, ``Drugb``, ``gr.L`` ...).
+
+        Example:
+            >>> m.fixef.round(3).to_dict()
+            {'(Intercept)': 251.405, 'Days': 10.467}
+        """
         return pd.Series(np.asarray(self._est.beta), index=list(self.design.x_names), name="fixef")
 
     @cached_property
     def vcov(self) -> pd.DataFrame:
-        """Covariance matrix of the fixed effects, sigma^2 (RX RX')^{-1}."""
+        """Covariance matrix of the fixed effects, sigma^2 (RX RX')^{-1}.
+
+        Example:
+            >>> m.vcov.round(4).values.tolist()
+            [[46.5746, -1.4511], [-1.4511, 2.3895]]
+        """
         RX = np.asarray(self._est.RX)
         Ri = np.linalg.inv(RX)
         V = self.sigma**2 * (Ri.T @ Ri)
@@ -180,7 +299,12 @@ class LinearMixedModel:
 
     @cached_property
     def stderr(self) -> pd.Series:
-        """Standard errors of the fixed effects."""
+        """Standard errors of the fixed effects.
+
+        Example:
+            >>> m.stderr.round(4).to_dict()
+            {'(Intercept)': 6.8246, 'Days': 1.5458}
+        """
         return pd.Series(np.sqrt(np.diag(self.vcov.to_numpy())), index=self.fixef.index, name="stderr")
 
     def coef_table(self, ddf: str = "Satterthwaite") -> pd.DataFrame:
@@ -188,6 +312,12 @@ class LinearMixedModel:
 
         ``ddf``: "Satterthwaite" (default, as lmerTest's summary), "Kenward-Roger" (REML fits:
         adjusted standard errors, as pbkrtest), or "lme4" (lme4's table: no df, no p-value).
+
+        Example:
+            >>> m.coef_table()[["Estimate", "df", "t value"]].round(2)
+                         Estimate    df  t value
+            (Intercept)    251.41  17.0    36.84
+            Days            10.47  17.0     6.77
         """
         from ..inference.coeftable import coef_tests
 
@@ -219,7 +349,14 @@ class LinearMixedModel:
 
     def ranef(self, condvar: bool = True) -> pd.DataFrame:
         """Conditional modes as ``as.data.frame(ranef(m, condVar=TRUE))``:
-        grpvar, term, grp, condval, condsd (one row per level and column of each term)."""
+        grpvar, term, grp, condval, condsd (one row per level and column of each term).
+
+        Example:
+            >>> m.ranef().head(2).round(3)
+                grpvar         term  grp  condval  condsd
+            0  Subject  (Intercept)  308    2.259  12.071
+            1  Subject  (Intercept)  309  -40.399  12.071
+        """
         frames = []
         for k, t in enumerate(self.terms):
             b = self._modes[k]
@@ -233,7 +370,14 @@ class LinearMixedModel:
         return pd.concat(frames, ignore_index=True)
 
     def ranef_dict(self) -> dict[str, pd.DataFrame]:
-        """Conditional modes per grouping factor, levels x columns (lme4's ``ranef(m)``)."""
+        """Conditional modes per grouping factor, levels x columns (lme4's ``ranef(m)``).
+
+        Example:
+            >>> m.ranef_dict()["Subject"].head(2).round(3)
+                 (Intercept)   Days
+            308        2.259  9.199
+            309      -40.399 -8.620
+        """
         out: dict[str, pd.DataFrame] = {}
         for k, t in enumerate(self.terms):
             df = pd.DataFrame(self._modes[k], index=list(t.levels), columns=list(t.cnames))
@@ -241,7 +385,14 @@ class LinearMixedModel:
         return out
 
     def coef(self) -> dict[str, pd.DataFrame]:
-        """Fixed plus random effects per level of each grouping factor (lme4's ``coef``)."""
+        """Fixed plus random effects per level of each grouping factor (lme4's ``coef``).
+
+        Example:
+            >>> m.coef()["Subject"].head(2).round(3)
+                 (Intercept)    Days
+            308      253.664  19.666
+            309      211.007   1.848
+        """
         out = {}
         for g, re in self.ranef_dict().items():
             df = pd.DataFrame(np.tile(self.fixef.to_numpy(), (len(re), 1)), index=re.index, columns=self.fixef.index)
@@ -255,14 +406,26 @@ class LinearMixedModel:
 
     # ----- fitted values -----------------------------------------------------------------
     def fitted(self) -> np.ndarray:
-        """Fitted values X beta + Z b for the observations used."""
+        """Fitted values X beta + Z b for the observations used.
+
+        Example:
+            >>> m.fitted()[:3].round(2).tolist()
+            [253.66, 273.33, 293.0]
+        """
         eta = self.design.X @ self.fixef.to_numpy()
         for k, t in enumerate(self.terms):
             eta = eta + np.einsum("ic,ic->i", t.Xt, self._modes[k][t.index])
         return eta
 
     def residuals(self, scaled: bool = False) -> np.ndarray:
-        """Response residuals y - fitted (divided by sigma when ``scaled``)."""
+        """Response residuals y - fitted (divided by sigma when ``scaled``).
+
+        Example:
+            >>> m.residuals()[:3].round(2).tolist()
+            [-4.1, -14.63, -42.2]
+            >>> m.residuals(scaled=True)[:2].round(3).tolist()
+            [-0.16, -0.571]
+        """
         r = self.design.y - self.fitted()
         return r / self.sigma if scaled else r
 
@@ -276,13 +439,25 @@ class LinearMixedModel:
     @property
     def vcov_varpar(self) -> pd.DataFrame:
         """Asymptotic covariance of the variance parameters (theta..., sigma), from the exact
-        Hessian of the deviance in (theta, sigma) (lmerTest's ``vcov_varpar``)."""
+        Hessian of the deviance in (theta, sigma) (lmerTest's ``vcov_varpar``).
+
+        Example:
+            >>> m.vcov_varpar.shape
+            (4, 4)
+            >>> round(float(m.vcov_varpar.loc["sigma", "sigma"]), 3)
+            2.274
+        """
         vp = self._varpar
         return pd.DataFrame(vp.vcov, index=list(vp.names), columns=list(vp.names))
 
     @property
     def stderr_varpar(self) -> pd.Series:
-        """Wald standard errors of theta and sigma (from :attr:`vcov_varpar`)."""
+        """Wald standard errors of theta and sigma (from :attr:`vcov_varpar`).
+
+        Example:
+            >>> m.stderr_varpar.round(3).to_dict()
+            {'Subject.(Intercept)': 0.24, 'Subject.Days.(Intercept)': 0.074, 'Subject.Days': 0.053, 'sigma': 1.508}
+        """
         vp = self._varpar
         return pd.Series(np.sqrt(np.maximum(np.diag(vp.vcov), 0.0)), index=list(vp.names), name="stderr")
 
@@ -293,7 +468,6 @@ class LinearMixedModel:
         Compare models with :func:`jaxmm.anova`.
 
         Example:
-            >>> m = jaxmm.lmer("Reaction ~ Days + (Days|Subject)", jaxmm.datasets.load("sleepstudy"))
             >>> round(float(m.anova().loc["Days", "F value"]), 2)
             45.85
         """
@@ -304,7 +478,17 @@ class LinearMixedModel:
     def confint(self, parm=None, level: float = 0.95, method: str = "profile", **kwargs) -> pd.DataFrame:
         """Confidence intervals for the variance components (sd_, cor_, sigma) and the fixed
         effects, as lme4's ``confint``: ``method`` "profile" (default), "Wald" or "boot".
-        ``parm`` selects rows by name (or "theta_" / "beta_" for all of either kind)."""
+        ``parm`` selects rows by name (or "theta_" / "beta_" for all of either kind).
+
+        Example:
+            >>> m.confint(parm="Days").round(2)
+                  2.5 %  97.5 %
+            Days   7.36   13.58
+            >>> m.confint(parm="beta_", method="Wald").round(2)
+                          2.5 %  97.5 %
+            (Intercept)  238.03  264.78
+            Days           7.44   13.50
+        """
         from ..inference.confint import confint
 
         return confint(self, parm=parm, level=level, method=method, **kwargs)
@@ -312,7 +496,21 @@ class LinearMixedModel:
     # ----- display -----------------------------------------------------------------------
     def summary(self, ddf: str = "Satterthwaite") -> str:
         """lme4's ``summary(m)`` as text, with lmerTest's df and p-values (``ddf="lme4"``
-        for lme4's own table)."""
+        for lme4's own table).
+
+        Example:
+            >>> print(m.summary())
+            Linear mixed model fit by REML. t-tests use Satterthwaite's method ['lmerModLmerTest']
+            Formula: Reaction ~ Days + (Days|Subject)
+            <BLANKLINE>
+            REML criterion at convergence: 1743.6
+            ...
+            Fixed effects:
+                        Estimate Std. Error    df t value Pr(>|t|)
+            (Intercept)   251.41      6.825 17.00  36.838  < 2e-16 ***
+            Days           10.47      1.546 17.00   6.771 3.26e-06 ***
+            ...
+        """
         from .summary import format_summary
 
         return format_summary(self, ddf=ddf)
@@ -328,20 +526,45 @@ class LinearMixedModel:
     # ----- tidy tables and saved fits ------------------------------------------------------
     def tidy(self, effects=("fixed", "ran_pars"), conf_int: bool = False, conf_level: float = 0.95,
              ddf: str = "Satterthwaite", conf_method: str = "Wald") -> pd.DataFrame:
-        """broom.mixed's ``tidy``: one row per parameter (see :func:`jaxmm.results.tidy.tidy`)."""
+        """broom.mixed's ``tidy``: one row per parameter (see :func:`jaxmm.results.tidy.tidy`).
+
+        Example:
+            >>> m.tidy()[["effect", "term", "estimate"]].round(3)
+                 effect                   term  estimate
+            0     fixed            (Intercept)   251.405
+            1     fixed                   Days    10.467
+            2  ran_pars        sd__(Intercept)    24.740
+            3  ran_pars               sd__Days     5.922
+            4  ran_pars  cor__(Intercept).Days     0.066
+            5  ran_pars        sd__Observation    25.592
+        """
         from .tidy import tidy
 
         return tidy(self, effects, conf_int, conf_level, ddf, conf_method)
 
     def glance(self) -> pd.DataFrame:
-        """broom.mixed's ``glance``: nobs, sigma, logLik, AIC, BIC, deviance, df.residual."""
+        """broom.mixed's ``glance``: nobs, sigma, logLik, AIC, BIC, deviance, df.residual.
+
+        Example:
+            >>> m.glance()[["nobs", "sigma", "AIC"]].round(2)
+               nobs  sigma      AIC
+            0   180  25.59  1755.63
+        """
         from .tidy import glance
 
         return glance(self)
 
     def save(self, path):
         """Write the fit to a small JSON file; :func:`jaxmm.load` restores it on the same data
-        without re-optimizing."""
+        without re-optimizing.
+
+        Example:
+            >>> import os, tempfile
+            >>> path = m.save(os.path.join(tempfile.mkdtemp(), "fit.json"))
+            >>> m2 = jaxmm.load(path, jaxmm.datasets.load("sleepstudy"))
+            >>> m2.fixef.equals(m.fixef), m2.sigma == m.sigma
+            (True, True)
+        """
         from .persist import save
 
         return save(self, path)
@@ -357,33 +580,70 @@ class LinearMixedModel:
     @cached_property
     def vcov_kr(self) -> pd.DataFrame:
         """Kenward-Roger's adjusted covariance of the fixed effects (pbkrtest's ``vcovAdj``;
-        REML fits only)."""
+        REML fits only).
+
+        Example:
+            >>> m.vcov_kr.round(4).values.tolist()   # balanced data: no adjustment here
+            [[46.5746, -1.4511], [-1.4511, 2.3895]]
+        """
         names = list(self.design.x_names)
         return pd.DataFrame(self._kr_state.phi_adj, index=names, columns=names)
 
     # ----- batch: simulate, bootstrap, refit_many, predict -----
     def simulate(self, nsim: int = 1, seed=None, use_u: bool = False) -> np.ndarray:
         """Simulated responses (nsim, nobs) from the fitted model (lme4's ``simulate``);
-        see :func:`jaxmm.batch.simulate`."""
+        see :func:`jaxmm.batch.simulate`.
+
+        Example:
+            >>> y = m.simulate(2, seed=1)
+            >>> y.shape
+            (2, 180)
+            >>> bool((y == m.simulate(2, seed=1)).all())   # reproducible from the seed
+            True
+        """
         from ..batch.simulate import simulate
 
         return simulate(self, nsim, seed, use_u)
 
     def bootstrap(self, nsim: int = 1000, seed=None, **kwargs):
         """Parametric bootstrap as one batched computation (lme4's ``bootMer``); see
-        :func:`jaxmm.batch.bootstrap`."""
+        :func:`jaxmm.batch.bootstrap`.
+
+        Example:
+            >>> b = m.bootstrap(20, seed=1)
+            >>> b
+            Bootstrap(20 replicates, seed=1, 0 not converged, 0 singular)
+            >>> b.parameters[3:]
+            ['sigma', '(Intercept)', 'Days']
+        """
         from ..batch.bootstrap import bootstrap
 
         return bootstrap(self, nsim, seed, **kwargs)
 
     def refit_many(self, Y, **kwargs):
-        """Refit to each column of Y (nobs x k), batched; see :func:`jaxmm.batch.refit_many`."""
+        """Refit to each column of Y (nobs x k), batched; see :func:`jaxmm.batch.refit_many`.
+
+        Example:
+            >>> fits = m.refit_many(m.simulate(3, seed=1).T)
+            >>> fits
+            ManyFits(3 responses, 0 not converged, 0 singular)
+            >>> fits.table[["objective", "sigma", "Days"]].shape
+            (3, 3)
+        """
         from ..batch.many import refit_many
 
         return refit_many(self, Y, **kwargs)
 
     def predict(self, newdata=None, re_form=None, allow_new_levels: bool = False) -> np.ndarray:
-        """Predictions (lme4's ``predict``); see :func:`jaxmm.results.predict.predict`."""
+        """Predictions (lme4's ``predict``); see :func:`jaxmm.results.predict.predict`.
+
+        Example:
+            >>> m.predict()[:2].round(2).tolist()            # the fitted values
+            [253.66, 273.33]
+            >>> new = pd.DataFrame({"Days": [0, 10]})
+            >>> m.predict(new, re_form="~0").round(2).tolist()   # population level
+            [251.41, 356.08]
+        """
         from .predict import predict
 
         return predict(self, newdata, re_form, allow_new_levels)
@@ -391,7 +651,14 @@ class LinearMixedModel:
     # ----- likelihood profiles -----
     def profile(self, which=None, alphamax: float = 0.01, maxpts: int = 100, delta: float | None = None):
         """Likelihood profiles of the parameters (lme4's ``profile``); see
-        :func:`jaxmm.inference.profile.profile`. ``.confint(level)`` gives the intervals."""
+        :func:`jaxmm.inference.profile.profile`. ``.confint(level)`` gives the intervals.
+
+        Example:
+            >>> pr = m.profile(which="Days")
+            >>> pr.confint().round(2)
+                  2.5 %  97.5 %
+            Days   7.36   13.58
+        """
         from ..inference.profile import profile
 
         return profile(self, which=which, alphamax=alphamax, maxpts=maxpts, delta=delta)

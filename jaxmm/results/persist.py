@@ -69,6 +69,13 @@ def load(path, data):
 
     The design is rebuilt from the formula and ``data``; a data set that differs from the one
     fitted (values, rows, factor levels) is refused with ``DataError``.
+
+    Example:
+        >>> import os, tempfile
+        >>> path = m.save(os.path.join(tempfile.mkdtemp(), "fit.json"))
+        >>> m2 = jaxmm.load(path, jaxmm.datasets.load("sleepstudy"))
+        >>> round(m2.objective, 3), m2.opt.n_eval == m.opt.n_eval
+        (1743.628, True)
     """
     from ..optimize.lmm import OptSummary
     from ..pipeline import lformula, mk_devfun
