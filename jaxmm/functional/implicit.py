@@ -92,20 +92,30 @@ def _optimize(design: MixedDesign, theta0, data, maxiter: int, newton_steps: int
     return jax.lax.stop_gradient(theta)
 
 
+# Compiled once per design structure: called eagerly, the optimizer's loops would otherwise be
+# traced and compiled again on every call (each call closes over a new objective).
+_optimize_jit = jax.jit(_optimize, static_argnums=(3, 4))
+
+
 def _theta_hat_impl(design, theta0, data, maxiter, newton_steps):
-    return _optimize(design, theta0, data, maxiter, newton_steps)
+    return _optimize_jit(design, theta0, data, maxiter, newton_steps)
 
 
 _theta_hat = jax.custom_vjp(_theta_hat_impl, nondiff_argnums=(3, 4))
 
 
 def _fwd(design, theta0, data, maxiter, newton_steps):
-    theta = _optimize(design, theta0, data, maxiter, newton_steps)
+    theta = _optimize_jit(design, theta0, data, maxiter, newton_steps)
     return theta, (design, data, theta)
 
 
 def _bwd(maxiter, newton_steps, res, g):
     design, data, theta = res
+    return (None, None, _data_cotangent(design, data, theta, g))
+
+
+@jax.jit
+def _data_cotangent(design, data, theta, g):
     free = _free(theta, design)
     fun = lambda t, dat: objective(t, design, *dat)  # noqa: E731
     H = sequential_hessian(lambda t: fun(t, data), theta)
@@ -113,8 +123,7 @@ def _bwd(maxiter, newton_steps, res, g):
     H = jnp.where(free[:, None] & free[None, :], H, eye)
     lam = jnp.where(free, jnp.linalg.solve(H, jnp.where(free, g, 0.0)), 0.0)
     # d theta_hat = -H^-1 (d/d data) grad_theta f  =>  data cotangent = -d/d data <grad f, lam>
-    cot = jax.grad(lambda dat: -jnp.vdot(jax.grad(fun)(theta, dat), lam))(data)
-    return None, None, cot
+    return jax.grad(lambda dat: -jnp.vdot(jax.grad(fun)(theta, dat), lam))(data)
 
 
 _theta_hat.defvjp(_fwd, _bwd)
