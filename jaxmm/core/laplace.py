@@ -119,7 +119,7 @@ def deviance(lay: GlmmLayout, nagq: int, beta_in_pirls: bool):
         zl = z_lambda(th0, data, lay)
         eta = linear_predictor(u, b, zl, data, lay)
         F = factor(observed_weights(eta, data, lay), zl, data, lay, beta_in_pirls)
-        lam = sg(solve(F, gv))
+        lam = sg(solve(F, gv, data, lay))
         corr = -(lam @ half_grad(v, theta, beta, data))
         out = val + sg(gp) @ (params - p0) + (corr - sg(corr))
         return out, sol

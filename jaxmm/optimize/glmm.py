@@ -21,8 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core.laplace import deviance
-from ..core.pirls import (Factor, GlmmData, GlmmLayout, PirlsResult, factor, linear_predictor,
-                          pirls, z_lambda)
+from ..core.pirls import (Factor, GlmmData, GlmmLayout, PirlsResult, dense_factor, factor,
+                          linear_predictor, pirls, z_lambda)
 from ..covariance import Unstructured, tril_colmajor
 from ..precision import compute
 from .lbfgs import STATUS_MESSAGES, Solution, minimize
@@ -116,7 +116,8 @@ def fit_program(theta0, beta0, data: GlmmData, lay: GlmmLayout, nagq: int = 1,
     eta = linear_predictor(u, beta, zl, data, lay)
     w = lay.family.fisher_weights(eta, data.resp)
     return GlmmFit(sol1, sol2, theta, beta, u, fun, g, H, bnd, pr,
-                   factor(w, zl, data, lay, False), factor(w, zl, data, lay, True))
+                   dense_factor(factor(w, zl, data, lay, False), data, lay),
+                   dense_factor(factor(w, zl, data, lay, True), data, lay))
 
 
 @dataclass
@@ -217,7 +218,8 @@ def finalize_fn(lay: GlmmLayout):
         zl = z_lambda(theta, data, lay)
         eta = linear_predictor(u, beta, zl, data, lay)
         w = lay.family.fisher_weights(eta, data.resp)
-        return factor(w, zl, data, lay, False), factor(w, zl, data, lay, True)
+        return (dense_factor(factor(w, zl, data, lay, False), data, lay),
+                dense_factor(factor(w, zl, data, lay, True), data, lay))
 
     return jax.jit(fin)
 
