@@ -29,14 +29,22 @@ Example:
 
 from __future__ import annotations
 
-from functools import partial
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .pirls import (GlmmData, GlmmLayout, factor, linear_predictor, logdet_weights, penalized_deviance,
-                    pirls, solve, split_u, unpack, z_lambda)
+from .pirls import (
+    GlmmData,
+    GlmmLayout,
+    factor,
+    linear_predictor,
+    logdet_weights,
+    penalized_deviance,
+    pirls,
+    solve,
+    unpack,
+    z_lambda,
+)
 
 sg = jax.lax.stop_gradient
 

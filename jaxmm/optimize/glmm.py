@@ -1,19 +1,20 @@
-"""lme4's two-stage glmer optimization as one jit-compiled program.
+"""glmer's optimizer, driven from the host over one compiled deviance + exact gradient.
 
-Stage 1 (lme4's nAGQ = 0): minimize the Laplace deviance over theta with beta updated inside
-PIRLS. Stage 2 (nagq >= 1): minimize the Laplace (or adaptive Gauss-Hermite) deviance over
-(theta, beta) jointly, from stage 1's estimates, PIRLS warm-started at stage 1's modes. Both
-stages use unconstrained L-BFGS with the exact implicit gradient
-(:func:`jaxmm.core.laplace.deviance`); column signs of each T are normalized afterwards and
-numerically-zero diagonals snapped to 0 when that does not raise the deviance, as for linear
-models. At the optimum the Hessian over (theta, beta) is taken by forward differences of the
-exact gradient (lme4 takes it by finite differences of the deviance; ``vcov`` uses it).
+L-BFGS (scipy, unconstrained) on the Laplace / adaptive Gauss-Hermite deviance over
+(theta, beta) (nagq = 0: theta only, beta inside PIRLS), PIRLS warm-started at the previous
+evaluation's modes, stopped at a loose relative change; then Newton steps with the Hessian
+over (theta, beta) taken by forward differences of the exact implicit gradient
+(:func:`jaxmm.core.laplace.deviance`). lme4 takes that Hessian by finite differences of the
+deviance for ``vcov``; we need it anyway, and Newton converges quadratically from where
+L-BFGS stops. Column signs of each T are normalized and numerically-zero diagonals snapped
+to 0 when that does not raise the deviance, as for linear models. The fully jitted two-stage
+program (vmappable, slow to compile) is :mod:`jaxmm.optimize.glmm_jit`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache, partial
+from functools import lru_cache
 from typing import NamedTuple
 
 import jax
@@ -21,11 +22,19 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core.laplace import deviance
-from ..core.pirls import (Factor, GlmmData, GlmmLayout, PirlsResult, dense_factor, factor,
-                          linear_predictor, pirls, z_lambda)
+from ..core.pirls import (
+    Factor,
+    GlmmData,
+    GlmmLayout,
+    PirlsResult,
+    dense_factor,
+    factor,
+    linear_predictor,
+    z_lambda,
+)
 from ..covariance import Unstructured, tril_colmajor
 from ..precision import compute
-from .lbfgs import STATUS_MESSAGES, Solution, minimize
+from .lbfgs import STATUS_MESSAGES, Solution
 
 SINGULAR_TOL = 1e-4
 #: A Newton step predicted to lower the deviance by less than this keeps the Hessian.
@@ -253,7 +262,7 @@ def run_glmm_fit(data: GlmmData, lay: GlmmLayout, theta0, beta0, nagq: int = 1,
     nt, nu = lay.n_theta, lay.nu
     diag = _diag_mask(lay)
     with compute():
-        dj = jax.tree_util.tree_map(jnp.asarray, data)
+        dj = jax.device_put(data)
         bip = nagq == 0
         vg = value_and_grad_fn(lay, nagq, bip)
         x0 = np.asarray(theta0, float) if bip else np.concatenate([theta0, beta0])

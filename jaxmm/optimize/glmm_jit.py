@@ -18,7 +18,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core.laplace import deviance
-from ..core.pirls import dense_factor, factor, linear_predictor, pirls, z_lambda
+from ..core.pirls import (
+    GlmmData,
+    GlmmLayout,
+    dense_factor,
+    factor,
+    linear_predictor,
+    pirls,
+    z_lambda,
+)
 from ..precision import compute
 from .glmm import SINGULAR_TOL, GlmmFit, GlmmOptSummary, _diag_mask, _signs, check
 from .lbfgs import minimize
@@ -40,7 +48,7 @@ def fit_program(theta0, beta0, data: GlmmData, lay: GlmmLayout, nagq: int = 1,
     diag = jnp.asarray(_diag_mask(lay))
     v0 = jnp.concatenate([jnp.zeros(nu), beta0])
     f1 = deviance(lay, 1, True)
-    fun1 = lambda th: f1(th, data, v0)[0]  # noqa: E731
+    fun1 = lambda th: f1(th, data, v0)[0]
     sol1 = minimize(fun1, theta0, maxiter=maxiter, gtol=1e-6, gtol_rel=1e-8)
     th1 = sol1.x * _signs(sol1.x, lay)
     p1 = pirls(th1, None, v0, data, lay, True)
@@ -57,7 +65,7 @@ def fit_program(theta0, beta0, data: GlmmData, lay: GlmmLayout, nagq: int = 1,
         fun, sol2, bnd = fun1(theta), sol1, tiny & accept
     else:
         f2 = deviance(lay, nagq, False)
-        fun2 = lambda par: f2(par, data, u1)[0]  # noqa: E731
+        fun2 = lambda par: f2(par, data, u1)[0]
         sol2 = minimize(fun2, jnp.concatenate([th1, b1]), maxiter=maxiter, gtol=1e-7,
                         gtol_rel=1e-10)
         th2 = sol2.x[:nt] * _signs(sol2.x[:nt], lay)
