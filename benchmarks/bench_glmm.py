@@ -105,7 +105,8 @@ def main(save: bool = False, peers: bool = True) -> None:
                 ss.append(time.perf_counter() - t)
         warm, setup = statistics.median(ts), statistics.median(ss)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        crit = json.load(open(os.path.join(HERE, "..", "tests", "fixtures", "lme4", f"{mid}.json")))["minus2logLik"]
+        with open(os.path.join(HERE, "..", "tests", "fixtures", "lme4", f"{mid}.json")) as fh:
+            crit = json.load(fh)["minus2logLik"]
         mx = mixedlm_time(ds, formula, fam, nagq) if peers else None
         rows.append((mid, cold, warm, min(ts), setup, peak, g.objective - crit, ref.get(mid), mx,
                      g.opt.n_eval, TARGETS.get(mid)))
@@ -128,18 +129,18 @@ def render(meta: dict, rows: list) -> str:
     m, v = meta["machine"], meta["versions"]
     lines = [
         f"# jaxmm GLMM benchmark, {meta['date']}, {m['slug']}", "",
-        f"- **Machine**: {m['nproc']} CPUs ({m['cpu']}), {m['memory']} RAM, {m['os']}; load "
-        f"average at start {m['loadavg']} (the machine is shared: expect noise)",
+        (f"- **Machine**: {m['nproc']} CPUs ({m['cpu']}), {m['memory']} RAM, {m['os']}; load "
+         f"average at start {m['loadavg']} (the machine is shared: expect noise)"),
         "- **Versions**: " + ", ".join(f"{k} {x}" for k, x in v.items()),
         f"- **Threads**: {bench_env.thread_note()}",
         f"- **BLAS seen by threadpoolctl**: {bench_env.blas_description()}",
         "- **Command**: `python benchmarks/bench_glmm.py --save`",
-        f"- warm = median of {REPEATS} full `jaxmm.glmer` calls from the DataFrame (setup "
-        "included); cold = first call in a fresh process, persistent compilation cache off; "
-        "setup = `glformula` (design on the host). lme4 = recorded glmer times (lme4 1.1-31, "
-        "R 4.2.2, reference BLAS, same machine kind); mixedlm run here in a subprocess.", "",
-        "| model | cold | warm | min | setup | target | peak RSS | evals | -2ll - lme4 | lme4 "
-        "| lme4 / jaxmm | mixedlm | mixedlm / jaxmm |",
+        (f"- warm = median of {REPEATS} full `jaxmm.glmer` calls from the DataFrame (setup "
+         "included); cold = first call in a fresh process, persistent compilation cache off; "
+         "setup = `glformula` (design on the host). lme4 = recorded glmer times (lme4 1.1-31, "
+         "R 4.2.2, reference BLAS, same machine kind); mixedlm run here in a subprocess."), "",
+        ("| model | cold | warm | min | setup | target | peak RSS | evals | -2ll - lme4 | lme4 "
+         "| lme4 / jaxmm | mixedlm | mixedlm / jaxmm |"),
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for mid, cold, warm, mn, setup, peak, d, l4, mx, ne, tgt in rows:
