@@ -1,8 +1,9 @@
 """GLMM benchmark: jaxmm.glmer vs lme4's recorded glmer times and mixedlm's glmer.
 
-Run: ``python benchmarks/bench_glmm.py``. Prints, per model: cold (first fit in this process,
-compilation included, persistent compilation cache disabled), warm (median of 5 full fits
-from the DataFrame), setup (glformula: design on the host), peak RSS, -2 logLik vs lme4,
+Run: ``python benchmarks/bench_glmm.py [--save] [--no-peers]``; ``--save`` writes the Markdown
+table to ``benchmarks/results/glmm_<date>_<machine>.md``. Per model: cold (first fit in this
+process, compilation included, persistent compilation cache disabled), warm (median of 7 full
+fits from the DataFrame), setup (glformula: design on the host), peak RSS, -2 logLik vs lme4,
 and the ratios to lme4 (benchmarks/lme4_timings.csv, R 4.2.2 reference BLAS) and to mixedlm
 1.3 (run here, same pinned single-threaded BLAS; in its own subprocess).
 """
@@ -24,6 +25,8 @@ import time  # noqa: E402
 import warnings  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+REPEATS = 7
+TARGETS = {"cbpp_glmm": 0.010, "grouse_glmm": 0.15, "verbagg_glmm": 0.5}  # issue 5, warm
 MODELS = [  # (id, dataset, formula, family, nagq)
     ("cbpp_glmm", "cbpp", "cbind(incidence, size - incidence) ~ period + (1 | herd)", "binomial", 1),
     ("cbpp_glmm_agq25", "cbpp", "cbind(incidence, size - incidence) ~ period + (1 | herd)", "binomial", 25),
@@ -74,12 +77,15 @@ def mixedlm_time(dataset, formula, family, nagq):
         return None
 
 
-def main() -> None:
+def main(save: bool = False, peers: bool = True) -> None:
     import jaxmm
     from jaxmm.glmm_pipeline import glformula
 
+    meta = {"date": bench_env.today(), "machine": bench_env.machine(),
+            "versions": bench_env.versions()}
     ref = lme4_times()
     rows = []
+    limits = bench_env.limit_threads()  # noqa: F841  (kept alive for the whole run)
     for mid, ds, formula, fam, nagq in MODELS:
         df = jaxmm.datasets.load(ds)
         with warnings.catch_warnings():
@@ -88,28 +94,66 @@ def main() -> None:
             g = jaxmm.glmer(formula, df, family=fam, nagq=nagq)
             cold = time.perf_counter() - t
             ts = []
-            for _ in range(5):
+            for _ in range(REPEATS):
                 t = time.perf_counter()
                 g = jaxmm.glmer(formula, df, family=fam, nagq=nagq)
                 ts.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            glformula(formula, df, fam)
-            setup = time.perf_counter() - t
-        warm = statistics.median(ts)
+            ss = []
+            for _ in range(REPEATS):
+                t = time.perf_counter()
+                glformula(formula, df, fam)
+                ss.append(time.perf_counter() - t)
+        warm, setup = statistics.median(ts), statistics.median(ss)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        crit = json.load(open(os.path.join(HERE, "..", "tests", "fixtures", "lme4", f"{mid}.json")))["minus2logLik"]
-        mx = mixedlm_time(ds, formula, fam, nagq)
-        rows.append((mid, cold, warm, setup, peak, g.objective - crit, ref.get(mid), mx, g.opt.n_eval))
-    print(f"{'model':18} {'cold s':>7} {'warm s':>8} {'setup s':>8} {'peakMiB':>8} {'d(-2ll)':>9} "
-          f"{'lme4 s':>7} {'lme4/us':>7} {'mixedlm s':>9} {'mx/us':>6} {'evals':>5}")
-    for mid, cold, warm, setup, peak, d, l4, mx, ne in rows:
-        mxs = f"{mx:9.3f} {mx / warm:6.1f}" if mx else f"{'n/a':>9} {'':>6}"
-        print(f"{mid:18} {cold:7.2f} {warm:8.4f} {setup:8.4f} {peak:8.0f} {d:9.1e} {l4:7.3f} "
-              f"{l4 / warm:7.1f} {mxs} {ne:5d}")
+        with open(os.path.join(HERE, "..", "tests", "fixtures", "lme4", f"{mid}.json")) as fh:
+            crit = json.load(fh)["minus2logLik"]
+        mx = mixedlm_time(ds, formula, fam, nagq) if peers else None
+        rows.append((mid, cold, warm, min(ts), setup, peak, g.objective - crit, ref.get(mid), mx,
+                     g.opt.n_eval, TARGETS.get(mid)))
+    text = render(meta, rows)
+    print(text)
+    if save:
+        out = os.path.join(HERE, "results", f"glmm_{meta['date']}_{meta['machine']['slug']}.md")
+        with open(out, "w") as fh:
+            fh.write(text)
+        print(f"saved {os.path.relpath(out, os.path.join(HERE, '..'))}")
+
+
+def _t(s: float | None) -> str:
+    if s is None:
+        return "–"
+    return f"{s * 1e3:.1f} ms" if s < 1 else f"{s:.2f} s"
+
+
+def render(meta: dict, rows: list) -> str:
+    m, v = meta["machine"], meta["versions"]
+    lines = [
+        f"# jaxmm GLMM benchmark, {meta['date']}, {m['slug']}", "",
+        (f"- **Machine**: {m['nproc']} CPUs ({m['cpu']}), {m['memory']} RAM, {m['os']}; load "
+         f"average at start {m['loadavg']} (the machine is shared: expect noise)"),
+        "- **Versions**: " + ", ".join(f"{k} {x}" for k, x in v.items()),
+        f"- **Threads**: {bench_env.thread_note()}",
+        f"- **BLAS seen by threadpoolctl**: {bench_env.blas_description()}",
+        "- **Command**: `python benchmarks/bench_glmm.py --save`",
+        (f"- warm = median of {REPEATS} full `jaxmm.glmer` calls from the DataFrame (setup "
+         "included); cold = first call in a fresh process, persistent compilation cache off; "
+         "setup = `glformula` (design on the host). lme4 = recorded glmer times (lme4 1.1-31, "
+         "R 4.2.2, reference BLAS, same machine kind); mixedlm run here in a subprocess."), "",
+        ("| model | cold | warm | min | setup | target | peak RSS | evals | -2ll - lme4 | lme4 "
+         "| lme4 / jaxmm | mixedlm | mixedlm / jaxmm |"),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for mid, cold, warm, mn, setup, peak, d, l4, mx, ne, tgt in rows:
+        lines.append(
+            f"| {mid} | {cold:.2f} s | {_t(warm)} | {_t(mn)} | {_t(setup)} | "
+            f"{'≤ ' + _t(tgt) if tgt else '–'} | {peak:.0f} MiB | {ne} | {d:.1e} | {_t(l4)} | "
+            f"{(l4 / warm) if l4 else float('nan'):.1f}x | {_t(mx)} | "
+            f"{(f'{mx / warm:.1f}x') if mx else '–'} |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--mixedlm":
         mixedlm_child(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
     else:
-        main()
+        main(save="--save" in sys.argv, peers="--no-peers" not in sys.argv)

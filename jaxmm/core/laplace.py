@@ -29,14 +29,22 @@ Example:
 
 from __future__ import annotations
 
-from functools import partial
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .pirls import (GlmmData, GlmmLayout, factor, linear_predictor, logdet_weights, penalized_deviance,
-                    pirls, solve, split_u, unpack, z_lambda)
+from .pirls import (
+    GlmmData,
+    GlmmLayout,
+    factor,
+    linear_predictor,
+    logdet_weights,
+    penalized_deviance,
+    pirls,
+    solve,
+    unpack,
+    z_lambda,
+)
 
 sg = jax.lax.stop_gradient
 
@@ -119,7 +127,7 @@ def deviance(lay: GlmmLayout, nagq: int, beta_in_pirls: bool):
         zl = z_lambda(th0, data, lay)
         eta = linear_predictor(u, b, zl, data, lay)
         F = factor(observed_weights(eta, data, lay), zl, data, lay, beta_in_pirls)
-        lam = sg(solve(F, gv))
+        lam = sg(solve(F, gv, data, lay))
         corr = -(lam @ half_grad(v, theta, beta, data))
         out = val + sg(gp) @ (params - p0) + (corr - sg(corr))
         return out, sol

@@ -28,13 +28,13 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import jax.scipy.linalg as jsl
 import numpy as np
 
 from ..covariance import tril_colmajor
 from ..errors import ModelError
 from ..family import Family, Response
 from . import small
+from .glmm_system import Factor, Pattern, cross_pattern, dense_factor, factor, schur, solve
 from .logchol import weighted_logchol
 
 #: Largest dense block (rows) of the non-first terms (+ beta) PIRLS will build.
@@ -81,6 +81,7 @@ class GlmmData(NamedTuple):
         idx: per term, (n,) level of each observation.
         Xt: per term, (n, q) the term's model matrix.
         rest_cols: (n, m) column of each observation's entries in the dense block (terms 2..).
+        pattern: the sparse pattern of term 1's cross block, or None (dense).
     """
 
     X: jnp.ndarray
@@ -88,6 +89,7 @@ class GlmmData(NamedTuple):
     idx: tuple
     Xt: tuple
     rest_cols: jnp.ndarray
+    pattern: Pattern | None = None
 
 
 def from_design(design, family: Family, resp: Response) -> tuple[GlmmData, GlmmLayout]:
@@ -113,6 +115,8 @@ def from_design(design, family: Family, resp: Response) -> tuple[GlmmData, GlmmL
         resp=Response(*(np.broadcast_to(np.asarray(a, np.float64), (n,)).copy() for a in resp)),
         idx=tuple(np.asarray(t.index, np.int32) for t in terms),
         Xt=tuple(np.asarray(t.Xt, np.float64) for t in terms), rest_cols=rest_cols,
+        pattern=cross_pattern(rest_cols, np.asarray(terms[0].index), lay.rz, lay.nlevels[0],
+                              lay.qs[0]),
     )
     return data, lay
 
@@ -148,23 +152,7 @@ def linear_predictor(u, beta, zl, data: GlmmData, lay: GlmmLayout) -> jnp.ndarra
     return eta
 
 
-# ----- the blocked system (Lambda'Z'WZ Lambda + I [, X parts]) ----------------------------
-class Factor(NamedTuple):
-    """Cholesky factor: L11 (n1, q1, q1) blocks, their inverses, L21 (r, n1 q1), L22 (r, r)."""
-
-    L11: jnp.ndarray
-    L11inv: jnp.ndarray
-    L21: jnp.ndarray
-    L22: jnp.ndarray
-
-
-def factor(w, zl, data: GlmmData, lay: GlmmLayout, with_beta: bool) -> Factor:
-    """Factor the PIRLS system for weights ``w`` (n,); beta's columns last if ``with_beta``."""
-    L11, Li, L21, S = schur(w, zl, data, lay, with_beta)
-    L22 = jnp.linalg.cholesky(S) if S.shape[0] else S
-    return Factor(L11, Li, L21, L22)
-
-
+# ----- the blocked system (see glmm_system) ------------------------------------------
 def logdet_weights(w, zl, data: GlmmData, lay: GlmmLayout) -> jnp.ndarray:
     """lme4's ldL2 = log det(Lambda'Z'WZ Lambda + I), with a cheap exact derivative."""
     L11, _, _, S = schur(w, zl, data, lay, False)
@@ -172,48 +160,6 @@ def logdet_weights(w, zl, data: GlmmData, lay: GlmmLayout) -> jnp.ndarray:
     if lay.rz:
         out = out + weighted_logchol(S, jnp.ones(lay.rz))
     return out
-
-
-def schur(w, zl, data: GlmmData, lay: GlmmLayout, with_beta: bool):
-    """Term 1's block factors (and inverses), L21 and the Schur complement of the rest."""
-    q1, n1 = lay.qs[0], lay.nlevels[0]
-    z1, idx1 = zl[0], data.idx[0]
-    A11 = jax.ops.segment_sum(w[:, None, None] * z1[:, :, None] * z1[:, None, :], idx1, n1)
-    L11 = small.chol(A11 + jnp.eye(q1))
-    Li = small.tril_inv(L11)
-    vals = [z for z in zl[1:]] + ([data.X] if with_beta else [])
-    r = lay.rz + (lay.p if with_beta else 0)
-    if r == 0:
-        return L11, Li, jnp.zeros((0, n1 * q1)), jnp.zeros((0, 0))
-    vals = jnp.concatenate(vals, axis=1)
-    cols = data.rest_cols
-    if with_beta:
-        bcols = jnp.broadcast_to(lay.rz + jnp.arange(lay.p, dtype=cols.dtype), (cols.shape[0], lay.p))
-        cols = jnp.concatenate([cols, bcols], axis=1)
-    wv = w[:, None] * vals
-    A22 = jnp.zeros((r, r)).at[cols[:, :, None], cols[:, None, :]].add(
-        wv[:, :, None] * vals[:, None, :])
-    pen = jnp.concatenate([jnp.ones(lay.rz), jnp.zeros(r - lay.rz)])
-    A22 = A22 + jnp.diag(pen)
-    c1 = idx1[:, None] * q1 + jnp.arange(q1)[None, :]
-    A21 = jnp.zeros((r, n1 * q1)).at[cols[:, :, None], c1[:, None, :]].add(
-        wv[:, :, None] * z1[:, None, :])
-    L21 = jnp.einsum("rjb,jcb->rjc", A21.reshape(r, n1, q1), Li).reshape(r, n1 * q1)
-    return L11, Li, L21, A22 - L21 @ L21.T
-
-
-def solve(F: Factor, b: jnp.ndarray) -> jnp.ndarray:
-    """Solve (L L') x = b with the blocked factor."""
-    n1, q1 = F.L11.shape[0], F.L11.shape[1]
-    b1, b2 = b[: n1 * q1], b[n1 * q1 :]
-    c1 = jnp.einsum("jab,jb->ja", F.L11inv, b1.reshape(n1, q1)).reshape(-1)
-    if F.L22.shape[0] == 0:
-        return jnp.einsum("jba,jb->ja", F.L11inv, c1.reshape(n1, q1)).reshape(-1)
-    c2 = jsl.solve_triangular(F.L22, b2 - F.L21 @ c1, lower=True)
-    x2 = jsl.solve_triangular(F.L22.T, c2, lower=False)
-    y1 = (c1 - F.L21.T @ x2).reshape(n1, q1)
-    x1 = jnp.einsum("jba,jb->ja", F.L11inv, y1).reshape(-1)
-    return jnp.concatenate([x1, x2])
 
 
 def logdet_u(F: Factor, rz: int) -> jnp.ndarray:
@@ -264,7 +210,7 @@ def pirls(theta, beta, v0, data: GlmmData, lay: GlmmLayout, with_beta: bool,
         eta = linear_predictor(u, b, zl, data, lay)
         w = fam.fisher_weights(eta, data.resp)
         g = 0.5 * jax.grad(pdev)(v)
-        delta = -solve(factor(w, zl, data, lay, with_beta), g)
+        delta = -solve(factor(w, zl, data, lay, with_beta), g, data, lay)
         dec = -g @ delta
 
         def halve(c):

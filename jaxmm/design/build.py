@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -108,6 +109,9 @@ def _response_columns(response: str, glmm: bool = False) -> list[str]:
     return required_columns(to_formulaic(response))
 
 
+_SIMPLE_DIFF = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*([-+])\s*([A-Za-z_][A-Za-z0-9_.]*)\s*$")
+
+
 def _response(response: str, frame: pd.DataFrame, glmm: bool,
               full_frame: Callable[[], pd.DataFrame] | None) -> np.ndarray:
     parts = cbind_parts(response) if glmm else None
@@ -126,6 +130,13 @@ def _response(response: str, frame: pd.DataFrame, glmm: bool,
                 "a linear mixed model needs a numeric response"
             )
         return np.asarray(s, dtype=np.float64)
+    m = _SIMPLE_DIFF.match(response)
+    if m and m[1] in frame.columns and m[3] in frame.columns:  # `size - incidence`: no formulaic
+        a, b = frame[m[1]], frame[m[3]]
+        if all(pd.api.types.is_numeric_dtype(c) and not pd.api.types.is_bool_dtype(c)
+               for c in (a, b)):
+            a, b = a.to_numpy(np.float64), b.to_numpy(np.float64)
+            return a - b if m[2] == "-" else a + b
     block = materialize(f"0 + {to_formulaic(response)}", frame, full_frame)
     kinds = categorical_levels(block.spec) if block.spec is not None else {}
     if block.matrix.shape[1] != 1 or kinds:

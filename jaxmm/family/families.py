@@ -19,7 +19,6 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import gammaln, xlogy
 from scipy import special as sps
 
 from ..errors import DataError, ModelError
@@ -28,6 +27,11 @@ from .links import LINKS, Link
 __all__ = ["Family", "Response", "binomial", "poisson", "get_family"]
 
 _EPS = np.finfo(float).eps
+
+
+def _softplus(x):
+    """log(1 + exp(x)), stable: one exp and one log1p."""
+    return jnp.maximum(x, 0.0) + jnp.log1p(jnp.exp(-jnp.abs(x)))
 
 
 class Response(NamedTuple):
@@ -40,6 +44,7 @@ class Response(NamedTuple):
         m: binomial trials as R's ``aic`` uses them (1 elsewhere).
         k: binomial successes round(m y) (y elsewhere).
         const: the part of -2 log p(y) that does not depend on mu (per observation).
+        sat: the part of the deviance residual that does not depend on mu.
     """
 
     y: jnp.ndarray
@@ -48,6 +53,7 @@ class Response(NamedTuple):
     m: jnp.ndarray
     k: jnp.ndarray
     const: jnp.ndarray
+    sat: jnp.ndarray
 
 
 @dataclass(frozen=True)
@@ -89,17 +95,23 @@ class Family:
     def dev_resid(self, eta, r: Response):
         """Squared deviance residuals (R's ``dev.resids``), per observation."""
         y, wt = r.y, r.wt
+        if self.name == "binomial" and self.link.name == "logit":
+            return r.sat + 2.0 * wt * (_softplus(eta) - y * eta)
+        if self.name == "poisson" and self.link.name == "log":
+            return r.sat + 2.0 * wt * (jnp.exp(eta) - y * eta)
         log_mu = self.link.log_mu(eta)
         if self.name == "binomial":
             log_1m = self.link.log_1m_mu(eta)
-            return 2.0 * wt * (xlogy(y, y) + xlogy(1.0 - y, 1.0 - y) - y * log_mu
-                               - (1.0 - y) * log_1m)
+            return r.sat - 2.0 * wt * (y * log_mu + (1.0 - y) * log_1m)
         mu = self.link.linkinv(eta)
-        return 2.0 * wt * (xlogy(y, y) - y - y * log_mu + mu)
+        return r.sat + 2.0 * wt * (mu - y * log_mu)
 
     def minus2loglik(self, eta, r: Response):
         """-2 log p(y | eta) per observation, R's ``family$aic`` terms (saturated constants
         included), so that summing gives what lme4's Laplace deviance uses."""
+        if self.name == "binomial" and self.link.name == "logit":
+            scale = jnp.where(r.m > 0, r.wt / jnp.where(r.m > 0, r.m, 1.0), 0.0)
+            return 2.0 * scale * (r.m * _softplus(eta) - r.k * eta) + r.const
         log_mu = self.link.log_mu(eta)
         if self.name == "binomial":
             log_1m = self.link.log_1m_mu(eta)
@@ -156,14 +168,16 @@ class Family:
             scale = np.where(m > 0, wt / np.where(m > 0, m, 1), 0.0)
             const = -2.0 * scale * (sps.gammaln(m + 1) - sps.gammaln(k + 1)
                                     - sps.gammaln(m - k + 1))
-            return Response(yv, wt, offset, m.astype(float), k, const)
+            sat = 2.0 * wt * (sps.xlogy(yv, yv) + sps.xlogy(1.0 - yv, 1.0 - yv))
+            return Response(yv, wt, offset, m.astype(float), k, const, sat)
         if y.ndim == 2:
             raise DataError(f"cbind() responses are binomial; {what!r} was given to a "
                             f"{self.name} model")
         if (y < 0).any():
             raise DataError(f"the Poisson response {what!r} has negative values")
         const = 2.0 * prior * sps.gammaln(y + 1)
-        return Response(y, prior, offset, np.ones(n), y, const)
+        sat = 2.0 * prior * (sps.xlogy(y, y) - y)
+        return Response(y, prior, offset, np.ones(n), y, const, sat)
 
 
 def binomial(link: str = "logit") -> Family:

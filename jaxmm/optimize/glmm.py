@@ -1,19 +1,20 @@
-"""lme4's two-stage glmer optimization as one jit-compiled program.
+"""glmer's optimizer, driven from the host over one compiled deviance + exact gradient.
 
-Stage 1 (lme4's nAGQ = 0): minimize the Laplace deviance over theta with beta updated inside
-PIRLS. Stage 2 (nagq >= 1): minimize the Laplace (or adaptive Gauss-Hermite) deviance over
-(theta, beta) jointly, from stage 1's estimates, PIRLS warm-started at stage 1's modes. Both
-stages use unconstrained L-BFGS with the exact implicit gradient
-(:func:`jaxmm.core.laplace.deviance`); column signs of each T are normalized afterwards and
-numerically-zero diagonals snapped to 0 when that does not raise the deviance, as for linear
-models. At the optimum the Hessian over (theta, beta) is taken by forward differences of the
-exact gradient (lme4 takes it by finite differences of the deviance; ``vcov`` uses it).
+L-BFGS (scipy, unconstrained) on the Laplace / adaptive Gauss-Hermite deviance over
+(theta, beta) (nagq = 0: theta only, beta inside PIRLS), PIRLS warm-started at the previous
+evaluation's modes, stopped at a loose relative change; then Newton steps with the Hessian
+over (theta, beta) taken by forward differences of the exact implicit gradient
+(:func:`jaxmm.core.laplace.deviance`). lme4 takes that Hessian by finite differences of the
+deviance for ``vcov``; we need it anyway, and Newton converges quadratically from where
+L-BFGS stops. Column signs of each T are normalized and numerically-zero diagonals snapped
+to 0 when that does not raise the deviance, as for linear models. The fully jitted two-stage
+program (vmappable, slow to compile) is :mod:`jaxmm.optimize.glmm_jit`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache, partial
+from functools import lru_cache
 from typing import NamedTuple
 
 import jax
@@ -21,13 +22,23 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core.laplace import deviance
-from ..core.pirls import (Factor, GlmmData, GlmmLayout, PirlsResult, factor, linear_predictor,
-                          pirls, z_lambda)
+from ..core.pirls import (
+    Factor,
+    GlmmData,
+    GlmmLayout,
+    PirlsResult,
+    dense_factor,
+    factor,
+    linear_predictor,
+    z_lambda,
+)
 from ..covariance import Unstructured, tril_colmajor
 from ..precision import compute
-from .lbfgs import STATUS_MESSAGES, Solution, minimize
+from .lbfgs import STATUS_MESSAGES, Solution
 
 SINGULAR_TOL = 1e-4
+#: A Newton step predicted to lower the deviance by less than this keeps the Hessian.
+REUSE_HESSIAN = 1e-4
 
 
 class GlmmFit(NamedTuple):
@@ -61,62 +72,6 @@ def _signs(theta, lay: GlmmLayout):
 
 def _diag_mask(lay: GlmmLayout) -> np.ndarray:
     return np.concatenate([Unstructured(q).is_diag for q in lay.qs])
-
-
-def _fd_hessian(fun, x):
-    h = 1e-5 * jnp.maximum(jnp.abs(x), 0.1)
-    pts = jnp.concatenate([x[None, :], x[None, :] + jnp.diag(h)])
-    G = jax.lax.map(jax.grad(fun), pts)
-    H = (G[1:] - G[0][None, :]) / h[:, None]
-    return G[0], 0.5 * (H + H.T)
-
-
-@partial(jax.jit, static_argnames=("lay", "nagq", "maxiter"))
-def fit_program(theta0, beta0, data: GlmmData, lay: GlmmLayout, nagq: int = 1,
-                maxiter: int = 500) -> GlmmFit:
-    """Fit a GLMM (both stages), snap the boundary, and evaluate the Hessian there."""
-    nt, nu = lay.n_theta, lay.nu
-    diag = jnp.asarray(_diag_mask(lay))
-    v0 = jnp.concatenate([jnp.zeros(nu), beta0])
-    f1 = deviance(lay, 1, True)
-    fun1 = lambda th: f1(th, data, v0)[0]  # noqa: E731
-    sol1 = minimize(fun1, theta0, maxiter=maxiter, gtol=1e-6, gtol_rel=1e-8)
-    th1 = sol1.x * _signs(sol1.x, lay)
-    p1 = pirls(th1, None, v0, data, lay, True)
-    u1, b1 = p1.v[:nu], p1.v[nu:]
-    if nagq == 0:
-        tiny = diag & (jnp.abs(th1) < SINGULAR_TOL)
-        snapped = jnp.where(tiny, 0.0, th1)
-        f_snap = jax.lax.cond(jnp.any(tiny), fun1, lambda t: jnp.inf * jnp.ones(()), snapped)
-        accept = f_snap <= sol1.fun + 1e-10 * jnp.maximum(1.0, jnp.abs(sol1.fun))
-        theta = jnp.where(accept, snapped, th1)
-        g, H = _fd_hessian(fun1, theta)
-        pr = pirls(theta, None, v0, data, lay, True)
-        u, beta = pr.v[:nu], pr.v[nu:]
-        fun, sol2, bnd = fun1(theta), sol1, tiny & accept
-    else:
-        f2 = deviance(lay, nagq, False)
-        fun2 = lambda par: f2(par, data, u1)[0]  # noqa: E731
-        sol2 = minimize(fun2, jnp.concatenate([th1, b1]), maxiter=maxiter, gtol=1e-7,
-                        gtol_rel=1e-10)
-        th2 = sol2.x[:nt] * _signs(sol2.x[:nt], lay)
-        beta = sol2.x[nt:]
-        tiny = diag & (jnp.abs(th2) < SINGULAR_TOL)
-        snapped = jnp.where(tiny, 0.0, th2)
-        f_snap = jax.lax.cond(jnp.any(tiny), fun2, lambda t: jnp.inf * jnp.ones(()),
-                              jnp.concatenate([snapped, beta]))
-        accept = f_snap <= sol2.fun + 1e-10 * jnp.maximum(1.0, jnp.abs(sol2.fun))
-        theta = jnp.where(accept, snapped, th2)
-        par = jnp.concatenate([theta, beta])
-        g, H = _fd_hessian(fun2, par)
-        fun, bnd = fun2(par), tiny & accept
-        pr = pirls(theta, beta, u1, data, lay, False)
-        u = pr.v
-    zl = z_lambda(theta, data, lay)
-    eta = linear_predictor(u, beta, zl, data, lay)
-    w = lay.family.fisher_weights(eta, data.resp)
-    return GlmmFit(sol1, sol2, theta, beta, u, fun, g, H, bnd, pr,
-                   factor(w, zl, data, lay, False), factor(w, zl, data, lay, True))
 
 
 @dataclass
@@ -183,19 +138,6 @@ def check(res: GlmmFit, nagq: int, nt: int, grad_tol: float = 2e-3) -> GlmmOptSu
     )
 
 
-def run_glmm_fit_jit(data: GlmmData, lay: GlmmLayout, theta0, beta0, nagq: int = 1,
-                     maxiter: int = 500) -> tuple[GlmmFit, GlmmOptSummary]:
-    """Run the fully jitted :func:`fit_program` (vmappable; slow to compile: ~10x one
-    objective, since every optimizer stage inlines PIRLS several times)."""
-    with compute():
-        res = fit_program(jnp.asarray(theta0, jnp.float64), jnp.asarray(beta0, jnp.float64),
-                          jax.tree_util.tree_map(jnp.asarray, data), lay, nagq, maxiter)
-        res = jax.device_get(res)
-    opt = check(res, nagq, lay.n_theta)
-    opt.theta0, opt.beta0 = np.asarray(theta0, float), np.asarray(beta0, float)
-    return res, opt
-
-
 # ----- host-driven fit: one compiled objective per model ------------------------------------
 @lru_cache(maxsize=64)
 def value_and_grad_fn(lay: GlmmLayout, nagq: int, beta_in_pirls: bool):
@@ -217,87 +159,135 @@ def finalize_fn(lay: GlmmLayout):
         zl = z_lambda(theta, data, lay)
         eta = linear_predictor(u, beta, zl, data, lay)
         w = lay.family.fisher_weights(eta, data.resp)
-        return factor(w, zl, data, lay, False), factor(w, zl, data, lay, True)
+        return (dense_factor(factor(w, zl, data, lay, False), data, lay),
+                dense_factor(factor(w, zl, data, lay, True), data, lay))
 
     return jax.jit(fin)
 
 
 class _Objective:
-    """Host wrapper: float64 value and gradient, PIRLS warm-started at the last modes."""
+    """Host wrapper: float64 value and gradient, PIRLS warm-started at the last modes; the
+    last point's result is cached (re-evaluating it costs nothing)."""
 
     def __init__(self, vg, data, v0):
         self.vg, self.data, self.v = vg, data, v0
         self.n_eval = 0
         self.pirls: PirlsResult | None = None
+        self._last = None
 
     def __call__(self, x):
+        x = np.asarray(x, float)
+        if self._last is not None and np.array_equal(self._last[0], x):
+            self.v, self.pirls = self._last[3], self._last[4]
+            return self._last[1], self._last[2].copy()
         val, g, aux = self.vg(jnp.asarray(x), self.data, self.v)
+        val, g, conv = jax.device_get((val, g, aux.converged))
         val, g = float(val), np.asarray(g, dtype=float)
         self.n_eval += 1
-        if np.isfinite(val) and bool(aux.converged):
+        if np.isfinite(val) and bool(conv):
             self.v = aux.v
         self.pirls = aux
         if not np.isfinite(val) or not np.all(np.isfinite(g)):
-            return np.inf, np.zeros_like(g)
-        return val, g
+            val, g = np.inf, np.zeros_like(g)
+        self._last = (x.copy(), val, g, self.v, aux)
+        return val, g.copy()
 
 
-def _lbfgs(obj: _Objective, x0, maxiter: int, gtol: float):
+def _lbfgs(obj: _Objective, x0, maxiter: int, gtol: float, ftol: float = 1e-15):
     from scipy.optimize import minimize as sp_minimize
 
     return sp_minimize(obj, np.asarray(x0, float), jac=True, method="L-BFGS-B",
-                       options={"maxiter": maxiter, "gtol": gtol, "ftol": 1e-15, "maxcor": 10,
+                       options={"maxiter": maxiter, "gtol": gtol, "ftol": ftol, "maxcor": 10,
                                 "maxls": 40})
 
 
-def _fd_hessian_host(obj: _Objective, x):
+def _fd_hessian_host(obj: _Objective, x, free=None):
+    """Forward differences of the exact gradient (free coordinates only; others 0)."""
     h = 1e-5 * np.maximum(np.abs(x), 0.1)
     f0, g0 = obj(x)
-    H = np.empty((x.size, x.size))
-    for i in range(x.size):
+    state = obj._last
+    H = np.zeros((x.size, x.size))
+    for i in range(x.size) if free is None else np.flatnonzero(free):
         xi = x.copy()
         xi[i] += h[i]
         H[i] = (obj(xi)[1] - g0) / h[i]
-    obj(x)  # leave the modes at x
-    return f0, g0, 0.5 * (H + H.T)
+    obj._last = state  # back at x (cached: modes and PIRLS result at x)
+    obj.v, obj.pirls = state[3], state[4]
+    H = 0.5 * (H + H.T)
+    if free is not None:
+        H = np.where(np.outer(free, free), H, 0.0)
+    return f0, g0, H
+
+
+def _newton_polish(obj: _Objective, x, free, max_steps: int = 4):
+    """Newton steps on the free coordinates with the finite-difference Hessian, from a point
+    L-BFGS reached with a loose tolerance. Returns (x, f, g, H, ok): H at the returned x;
+    ok False when H was not positive definite or a step did not decrease the deviance."""
+    f, g, H = _fd_hessian_host(obj, x, free)
+    for _ in range(max_steps):
+        Hf, gf = H[np.ix_(free, free)], g[free]
+        try:
+            step = -np.linalg.solve(np.linalg.cholesky(Hf).T, np.linalg.solve(
+                np.linalg.cholesky(Hf), gf))
+        except np.linalg.LinAlgError:
+            return x, f, g, H, False
+        dec = float(-gf @ step)
+        if dec <= 1e-10 * max(1.0, abs(f)):
+            return x, f, g, H, True
+        xn = x.copy()
+        xn[free] += step
+        fn = obj(xn)[0]
+        if not fn <= f:
+            obj(x)
+            return x, f, g, H, dec <= 1e-7 * max(1.0, abs(f))
+        x = xn
+        if dec <= REUSE_HESSIAN:  # H changes by O(|step|): keep it, take the new gradient
+            f, g = obj(x)
+            return x, f, g, H, True
+        f, g, H = _fd_hessian_host(obj, x, free)
+    return x, f, g, H, True
 
 
 def run_glmm_fit(data: GlmmData, lay: GlmmLayout, theta0, beta0, nagq: int = 1,
                  maxiter: int = 500) -> tuple[GlmmFit, GlmmOptSummary]:
-    """Fit a GLMM with L-BFGS driven from the host over one compiled objective + gradient.
+    """Fit a GLMM with L-BFGS driven from the host over one compiled objective + gradient,
+    then Newton steps with the finite-difference Hessian (which vcov needs anyway).
 
     nagq >= 1: optimize (theta, beta) jointly on the Laplace / AGQ deviance from theta0 and
     the GLM's beta (lme4's stage 2; its stage 1 only finds a start, which L-BFGS with exact
     gradients does not need). nagq = 0: theta only, beta inside PIRLS (lme4's nAGQ = 0).
+    L-BFGS stops at a loose relative change (1e-9); Newton finishes (quadratic
+    convergence); if Newton cannot, L-BFGS resumes at the tight tolerance.
     """
     nt, nu = lay.n_theta, lay.nu
     diag = _diag_mask(lay)
     with compute():
-        dj = jax.tree_util.tree_map(jnp.asarray, data)
+        dj = jax.device_put(data)
         bip = nagq == 0
         vg = value_and_grad_fn(lay, nagq, bip)
         x0 = np.asarray(theta0, float) if bip else np.concatenate([theta0, beta0])
         v0 = jnp.concatenate([jnp.zeros(nu), jnp.asarray(beta0, jnp.float64)]) if bip \
             else jnp.zeros(nu)
         obj = _Objective(vg, dj, v0)
-        sol = _lbfgs(obj, x0, maxiter, 1e-6)
-        x = np.asarray(sol.x, float).copy()
-        signs = np.asarray(_signs(jnp.asarray(x[:nt]), lay))
-        x[:nt] *= signs
-        if np.any(signs < 0):
-            obj.v = jnp.zeros_like(obj.v) if not bip else obj.v.at[:nu].set(0.0)
+        sol = _lbfgs(obj, x0, maxiter, 1e-6, ftol=1e-9)
+        n_iter = int(sol.nit)
+        x = _normalize(obj, np.asarray(sol.x, float), lay, bip)
         fx = obj(x)[0]
         tiny = diag & (np.abs(x[:nt]) < SINGULAR_TOL)
         bnd = np.zeros(nt, bool)
         if tiny.any():
             xs = x.copy()
             xs[:nt][tiny] = 0.0
-            fs = obj(xs)[0]
-            if fs <= fx + 1e-10 * max(1.0, abs(fx)):
-                x, fx, bnd = xs, fs, tiny
-            else:
-                obj(x)
-        fun, g, H = _fd_hessian_host(obj, x)
+            if obj(xs)[0] <= fx + 1e-10 * max(1.0, abs(fx)):
+                x, bnd = xs, tiny
+        free = ~np.concatenate([bnd, np.zeros(x.size - nt, bool)])
+        x, fun, g, H, ok = _newton_polish(obj, x, free)
+        if not ok:  # resume L-BFGS at the tight tolerance, then the Hessian there
+            sol = _lbfgs(obj, x, maxiter, 1e-6)
+            n_iter += int(sol.nit)
+            x = _normalize(obj, np.asarray(sol.x, float), lay, bip)
+            fun, g, H = _fd_hessian_host(obj, x)
+            bnd = np.zeros(nt, bool)
         pr = obj.pirls
         theta = x[:nt]
         if bip:
@@ -307,15 +297,39 @@ def run_glmm_fit(data: GlmmData, lay: GlmmLayout, theta0, beta0, nagq: int = 1,
         Fu, Fub = jax.device_get(finalize_fn(lay)(jnp.asarray(theta), jnp.asarray(beta),
                                                    jnp.asarray(u), dj))
     status = 0 if sol.success else (2 if sol.nit >= maxiter else 1)
-    stage = Solution(x=sol.x, fun=np.asarray(sol.fun), grad=np.asarray(sol.jac),
-                     n_iter=np.asarray(sol.nit), n_eval=np.asarray(obj.n_eval),
+    stage = Solution(x=x, fun=np.asarray(fun), grad=np.asarray(g),
+                     n_iter=np.asarray(n_iter), n_eval=np.asarray(obj.n_eval),
                      status=np.asarray(status))
     res = GlmmFit(stage, stage, theta, beta, u, np.asarray(fun), g, H, bnd,
                   jax.device_get(pr), Fu, Fub)
     opt = check(res, nagq, nt)
-    opt.n_iter, opt.n_eval, opt.stage1_iter = int(sol.nit), obj.n_eval, 0
-    opt.optimizer = "L-BFGS-B (scipy, no bounds) on the exact implicit gradient"
+    opt.n_iter, opt.n_eval, opt.stage1_iter = n_iter, obj.n_eval, 0
+    opt.optimizer = ("L-BFGS-B (scipy, no bounds) on the exact implicit gradient, then Newton "
+                     "with the finite-difference Hessian")
     if not sol.success and status == 1 and not opt.warnings:
         opt.message = f"converged: {sol.message}"
     opt.theta0, opt.beta0 = np.asarray(theta0, float), np.asarray(beta0, float)
     return res, opt
+
+
+def _normalize(obj: _Objective, x, lay: GlmmLayout, bip: bool):
+    """Flip column signs of each T so its diagonal is non-negative (the deviance is even)."""
+    nt = lay.n_theta
+    signs = _signs_np(x[:nt], lay)
+    if np.any(signs < 0):
+        x = x.copy()
+        x[:nt] *= signs
+        obj.v = jnp.zeros_like(obj.v) if not bip else obj.v.at[:lay.nu].set(0.0)
+    return x
+
+
+def _signs_np(theta, lay: GlmmLayout) -> np.ndarray:
+    out, s = [], 0
+    for q in lay.qs:
+        k = q * (q + 1) // 2
+        r, c = tril_colmajor(q)
+        diag_vals = theta[s : s + k][r == c]
+        flip = np.where(diag_vals < 0, -1.0, 1.0)
+        out.append(flip[c])
+        s += k
+    return np.concatenate(out)
