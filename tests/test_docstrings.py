@@ -42,9 +42,12 @@ SUBMODULES = (jaxmm.functional, jaxmm.plots, jaxmm.inference, jaxmm.datasets)
 
 
 def _members_of(cls) -> dict[str, object]:
-    """Public methods and properties defined on ``cls`` (not inherited from object)."""
+    """Public methods and properties defined on ``cls`` or its jaxmm mixins (not ``object``)."""
     out = {}
-    for name, attr in vars(cls).items():
+    members: dict[str, object] = {}
+    for klass in reversed(cls.__mro__[:-1]):  # subclasses override their bases
+        members.update(vars(klass))
+    for name, attr in members.items():
         if name.startswith("_"):
             continue
         if isinstance(attr, (property, cached_property, staticmethod, classmethod)) \

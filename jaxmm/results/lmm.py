@@ -18,10 +18,12 @@ from ..errors import ConvergenceWarning, SingularFitWarning
 from ..optimize.lmm import OptSummary
 from ..precision import compute
 from . import ranef as _ranef
+from .lmm_inference import InferenceMethods
+from .lmm_workflow import WorkflowMethods
 from .varcorr import varcorr_frame
 
 
-class LinearMixedModel:
+class LinearMixedModel(InferenceMethods, WorkflowMethods):
     """A fitted linear mixed model. Build it with :func:`jaxmm.lmer`.
 
     The examples of the methods and properties use ``m``, this model fitted by REML (the
@@ -429,70 +431,6 @@ class LinearMixedModel:
         r = self.design.y - self.fitted()
         return r / self.sigma if scaled else r
 
-    # ----- inference ---------------------------------------------------------------------
-    @cached_property
-    def _varpar(self):
-        from ..inference.varpar import varpar
-
-        return varpar(self)
-
-    @property
-    def vcov_varpar(self) -> pd.DataFrame:
-        """Asymptotic covariance of the variance parameters (theta..., sigma), from the exact
-        Hessian of the deviance in (theta, sigma) (lmerTest's ``vcov_varpar``).
-
-        Example:
-            >>> m.vcov_varpar.shape
-            (4, 4)
-            >>> round(float(m.vcov_varpar.loc["sigma", "sigma"]), 3)
-            2.274
-        """
-        vp = self._varpar
-        return pd.DataFrame(vp.vcov, index=list(vp.names), columns=list(vp.names))
-
-    @property
-    def stderr_varpar(self) -> pd.Series:
-        """Wald standard errors of theta and sigma (from :attr:`vcov_varpar`).
-
-        Example:
-            >>> m.stderr_varpar.round(3).to_dict()
-            {'Subject.(Intercept)': 0.24, 'Subject.Days.(Intercept)': 0.074, 'Subject.Days': 0.053, 'sigma': 1.508}
-        """
-        vp = self._varpar
-        return pd.Series(np.sqrt(np.maximum(np.diag(vp.vcov), 0.0)), index=list(vp.names), name="stderr")
-
-    def anova(self, type=3, ddf: str = "Satterthwaite") -> pd.DataFrame:
-        """F tests of the fixed-effects terms (lmerTest's ``anova``): Sum Sq, Mean Sq, NumDF,
-        DenDF, F value, Pr(>F). ``type`` 3 (SAS type III, default) or 1 (sequential);
-        ``ddf`` "Satterthwaite", "Kenward-Roger" or "lme4" (lme4's sequential table).
-        Compare models with :func:`jaxmm.anova`.
-
-        Example:
-            >>> round(float(m.anova().loc["Days", "F value"]), 2)
-            45.85
-        """
-        from ..inference.anova import anova_table
-
-        return anova_table(self, type=type, ddf=ddf)
-
-    def confint(self, parm=None, level: float = 0.95, method: str = "profile", **kwargs) -> pd.DataFrame:
-        """Confidence intervals for the variance components (sd_, cor_, sigma) and the fixed
-        effects, as lme4's ``confint``: ``method`` "profile" (default), "Wald" or "boot".
-        ``parm`` selects rows by name (or "theta_" / "beta_" for all of either kind).
-
-        Example:
-            >>> m.confint(parm="Days").round(2)
-                  2.5 %  97.5 %
-            Days   7.36   13.58
-            >>> m.confint(parm="beta_", method="Wald").round(2)
-                          2.5 %  97.5 %
-            (Intercept)  238.03  264.78
-            Days           7.44   13.50
-        """
-        from ..inference.confint import confint
-
-        return confint(self, parm=parm, level=level, method=method, **kwargs)
-
     # ----- display -----------------------------------------------------------------------
     def summary(self, ddf: str = "Satterthwaite") -> str:
         """lme4's ``summary(m)`` as text, with lmerTest's df and p-values (``ddf="lme4"``
@@ -522,143 +460,3 @@ class LinearMixedModel:
         import html
 
         return f"<pre>{html.escape(self.summary())}</pre>"
-
-    # ----- tidy tables and saved fits ------------------------------------------------------
-    def tidy(self, effects=("fixed", "ran_pars"), conf_int: bool = False, conf_level: float = 0.95,
-             ddf: str = "Satterthwaite", conf_method: str = "Wald") -> pd.DataFrame:
-        """broom.mixed's ``tidy``: one row per parameter (see :func:`jaxmm.results.tidy.tidy`).
-
-        Example:
-            >>> m.tidy()[["effect", "term", "estimate"]].round(3)
-                 effect                   term  estimate
-            0     fixed            (Intercept)   251.405
-            1     fixed                   Days    10.467
-            2  ran_pars        sd__(Intercept)    24.740
-            3  ran_pars               sd__Days     5.922
-            4  ran_pars  cor__(Intercept).Days     0.066
-            5  ran_pars        sd__Observation    25.592
-        """
-        from .tidy import tidy
-
-        return tidy(self, effects, conf_int, conf_level, ddf, conf_method)
-
-    def glance(self) -> pd.DataFrame:
-        """broom.mixed's ``glance``: nobs, sigma, logLik, AIC, BIC, deviance, df.residual.
-
-        Example:
-            >>> m.glance()[["nobs", "sigma", "AIC"]].round(2)
-               nobs  sigma      AIC
-            0   180  25.59  1755.63
-        """
-        from .tidy import glance
-
-        return glance(self)
-
-    def save(self, path):
-        """Write the fit to a small JSON file; :func:`jaxmm.load` restores it on the same data
-        without re-optimizing.
-
-        Example:
-            >>> import os, tempfile
-            >>> path = m.save(os.path.join(tempfile.mkdtemp(), "fit.json"))
-            >>> m2 = jaxmm.load(path, jaxmm.datasets.load("sleepstudy"))
-            >>> m2.fixef.equals(m.fixef), m2.sigma == m.sigma
-            (True, True)
-        """
-        from .persist import save
-
-        return save(self, path)
-
-    # ----- Kenward-Roger -----
-    @cached_property
-    def _kr_state(self):
-        """Kenward-Roger's ingredients at the REML estimates (see jaxmm.inference.kenward_roger)."""
-        from ..inference.kenward_roger import kr_state
-
-        return kr_state(self)
-
-    @cached_property
-    def vcov_kr(self) -> pd.DataFrame:
-        """Kenward-Roger's adjusted covariance of the fixed effects (pbkrtest's ``vcovAdj``;
-        REML fits only).
-
-        Example:
-            >>> m.vcov_kr.round(4).values.tolist()   # balanced data: no adjustment here
-            [[46.5746, -1.4511], [-1.4511, 2.3895]]
-        """
-        names = list(self.design.x_names)
-        return pd.DataFrame(self._kr_state.phi_adj, index=names, columns=names)
-
-    # ----- batch: simulate, bootstrap, refit_many, predict -----
-    def simulate(self, nsim: int = 1, seed=None, use_u: bool = False) -> np.ndarray:
-        """Simulated responses (nsim, nobs) from the fitted model (lme4's ``simulate``);
-        see :func:`jaxmm.batch.simulate`.
-
-        Example:
-            >>> y = m.simulate(2, seed=1)
-            >>> y.shape
-            (2, 180)
-            >>> bool((y == m.simulate(2, seed=1)).all())   # reproducible from the seed
-            True
-        """
-        from ..batch.simulate import simulate
-
-        return simulate(self, nsim, seed, use_u)
-
-    def bootstrap(self, nsim: int = 1000, seed=None, **kwargs):
-        """Parametric bootstrap as one batched computation (lme4's ``bootMer``); see
-        :func:`jaxmm.batch.bootstrap`.
-
-        Example:
-            >>> b = m.bootstrap(20, seed=1)
-            >>> b
-            Bootstrap(20 replicates, seed=1, 0 not converged, 0 singular)
-            >>> b.parameters[3:]
-            ['sigma', '(Intercept)', 'Days']
-        """
-        from ..batch.bootstrap import bootstrap
-
-        return bootstrap(self, nsim, seed, **kwargs)
-
-    def refit_many(self, Y, **kwargs):
-        """Refit to each column of Y (nobs x k), batched; see :func:`jaxmm.batch.refit_many`.
-
-        Example:
-            >>> fits = m.refit_many(m.simulate(3, seed=1).T)
-            >>> fits
-            ManyFits(3 responses, 0 not converged, 0 singular)
-            >>> fits.table[["objective", "sigma", "Days"]].shape
-            (3, 3)
-        """
-        from ..batch.many import refit_many
-
-        return refit_many(self, Y, **kwargs)
-
-    def predict(self, newdata=None, re_form=None, allow_new_levels: bool = False) -> np.ndarray:
-        """Predictions (lme4's ``predict``); see :func:`jaxmm.results.predict.predict`.
-
-        Example:
-            >>> m.predict()[:2].round(2).tolist()            # the fitted values
-            [253.66, 273.33]
-            >>> new = pd.DataFrame({"Days": [0, 10]})
-            >>> m.predict(new, re_form="~0").round(2).tolist()   # population level
-            [251.41, 356.08]
-        """
-        from .predict import predict
-
-        return predict(self, newdata, re_form, allow_new_levels)
-
-    # ----- likelihood profiles -----
-    def profile(self, which=None, alphamax: float = 0.01, maxpts: int = 100, delta: float | None = None):
-        """Likelihood profiles of the parameters (lme4's ``profile``); see
-        :func:`jaxmm.inference.profile.profile`. ``.confint(level)`` gives the intervals.
-
-        Example:
-            >>> pr = m.profile(which="Days")
-            >>> pr.confint().round(2)
-                  2.5 %  97.5 %
-            Days   7.36   13.58
-        """
-        from ..inference.profile import profile
-
-        return profile(self, which=which, alphamax=alphamax, maxpts=maxpts, delta=delta)
