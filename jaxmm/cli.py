@@ -109,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from .pipeline import lmer
 
+    if args.family and args.ml:
+        parser.error("--ml applies to linear mixed models; GLMMs are always fitted by maximum likelihood")
+    if args.nagq != 1 and not args.family:
+        parser.error("--nagq applies to GLMMs: give --family too")
     try:
         df, name = read_data(args.data)
         with warnings.catch_warnings(record=True) as caught:

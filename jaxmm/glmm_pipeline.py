@@ -106,11 +106,13 @@ class GlmmDesign:
     """Host-side design of a GLMM (lme4's ``glFormula``): the linear-model design plus the
     family, the response set-up (weights, offsets) and the JAX arrays."""
 
-    def __init__(self, design: Design, family: Family, resp: Response, offset_exprs: list[str]):
+    def __init__(self, design: Design, family: Family, resp: Response, offset_exprs: list[str],
+                 offset_arg: bool = False):
         self.design = design
         self.family = family
         self.resp = resp
         self.offset_exprs = offset_exprs
+        self.offset_arg = offset_arg  # whether glmer(offset=...) was given (predict needs it again)
         self.data, self.layout = from_design(design, family, resp)
 
 
@@ -128,7 +130,7 @@ def glformula(formula: str, data: pd.DataFrame, family="binomial", *, weights=No
     design = build_design(text, data, glmm=True)
     off = _offset_values(exprs, data, design, offset)
     resp = fam.response(design.y, _weights(weights, data, design), off, design.response)
-    return GlmmDesign(design, fam, resp, exprs)
+    return GlmmDesign(design, fam, resp, exprs, offset_arg=offset is not None)
 
 
 def glm_start(gd: GlmmDesign) -> np.ndarray:

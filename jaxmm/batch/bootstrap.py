@@ -135,6 +135,9 @@ def bootstrap(model, nsim: int = 1000, seed=None, *, use_u: bool = False,
             flagged ``converged=False``, status 2).
         gtol: absolute gradient tolerance (a relative one of 1e-7 also applies).
     """
+    from ..results.guards import require_lmm
+
+    require_lmm(model, "bootstrap")
     nsim = check_nsim(nsim)
     key, used_seed = base_key(seed)
     sim, nlev = sim_model(model, use_u)

@@ -125,6 +125,9 @@ def refit_many(model, Y, *, batch_size=None, progress=None, maxiter: int = REPLI
                gtol: float = 1e-7) -> ManyFits:
     """Refit ``model`` to each column of Y (nobs x k; a DataFrame's column names label the
     rows of the result), starting at the model's theta."""
+    from ..results.guards import require_lmm
+
+    require_lmm(model, "refit_many")
     Y, names = _as_matrix(Y, model.nobs)
     theta0 = start_theta(model.theta_vector, model.devfun.layout)
     table = fit_many(model.design, model.devfun, Y, names, theta0, batch_size=batch_size,

@@ -102,6 +102,9 @@ def simulate(model, nsim: int = 1, seed=None, use_u: bool = False) -> np.ndarray
         >>> simulate(m, 2, seed=0).shape
         (2, 30)
     """
+    from ..results.guards import require_lmm
+
+    require_lmm(model, "simulate")
     nsim = check_nsim(nsim)
     key, _ = base_key(seed)
     sim, nlev = sim_model(model, use_u)

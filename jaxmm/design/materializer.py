@@ -29,6 +29,7 @@ import operator
 from collections.abc import Generator, Iterable, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from formulaic.materializers.pandas import PandasMaterializer
 from formulaic.materializers.types import ScopedFactor, ScopedTerm
@@ -38,11 +39,33 @@ from formulaic.utils.cast import as_columns
 from formulaic.utils.null_handling import drop_rows as drop_nulls
 from interface_meta import override
 
+from ..errors import DataError
 from .contrasts import RPolyContrasts
 
 __all__ = ["RMaterializer", "ORDERED_KEY"]
 
 ORDERED_KEY = "jaxmm_ordered"  # encoder-state flag: factor was ordered -> contr.poly
+
+
+def _check_known_levels(values: Any, metadata: Any, encoder_state: dict[str, Any]) -> None:
+    """On new data, a factor's values must be among the levels seen when fitting (formulaic
+    would silently code an unseen value as the reference level)."""
+    known = encoder_state.get("categories")
+    if known is None:
+        return
+    try:
+        seen = pd.unique(pd.Series(np.asarray(values, dtype=object).ravel()).dropna())
+    except Exception:  # pragma: no cover - values formulaic cannot expose as an array
+        return
+    known_set = set(known)
+    unknown = [v for v in seen if v not in known_set]
+    if unknown:
+        name = getattr(metadata, "name", None) or "a factor"
+        raise DataError(
+            f"{name!r} has value{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(map(repr, unknown[:5]))} not seen when the model was fitted "
+            f"(known: {', '.join(map(str, list(known)[:10]))})"
+        )
 
 
 class RMaterializer(PandasMaterializer):
@@ -75,6 +98,7 @@ class RMaterializer(PandasMaterializer):
         drop_rows: Sequence[int],
         reduced_rank: bool = False,
     ) -> Any:
+        _check_known_levels(values, metadata, encoder_state)
         ordered = encoder_state.get(ORDERED_KEY)
         if ordered is None:
             dtype = getattr(values, "dtype", None)

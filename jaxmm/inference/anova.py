@@ -53,6 +53,9 @@ def lme4_anova(fit) -> AnovaTable:
         >>> round(float(lme4_anova(m).loc["Days", "F value"]), 3)
         45.853
     """
+    from ..results.guards import require_lmm
+
+    require_lmm(fit, "lme4_anova")
     _, terms = fixed_terms(fit.design)
     ss = (np.asarray(fit._est.RX).T @ fit.fixef.to_numpy()) ** 2
     rows = []
@@ -93,6 +96,9 @@ def anova_table(fit, type=3, ddf: str = "Satterthwaite") -> AnovaTable:
         >>> round(float(t.loc["Days", "DenDF"]), 2), round(float(t.loc["Days", "F value"]), 3)
         (17.0, 45.853)
     """
+    from ..results.guards import require_lmm
+
+    require_lmm(fit, "anova")
     method = _ddf(ddf)
     if method == "lme4":
         return lme4_anova(fit)

@@ -87,6 +87,9 @@ def confint(fit, parm=None, level: float = 0.95, method: str = "profile", **kwar
         >>> list(confint(m, method="Wald", parm="beta_").index)
         ['(Intercept)', 'Days']
     """
+    from ..results.guards import require_lmm
+
+    require_lmm(fit, "confint")
     key = METHODS.get(str(method).lower())
     if key is None:
         raise ModelError(f"method={method!r} is not known: use 'profile', 'Wald' or 'boot'")

@@ -128,6 +128,9 @@ def kr_state(fit) -> KRState:
         >>> bool(np.allclose(st.phi_adj, st.phi))  # balanced: no adjustment here
         True
     """
+    from ..results.guards import require_lmm
+
+    require_lmm(fit, "Kenward-Roger")
     if not fit.reml:
         raise ModelError(
             "Kenward-Roger is defined for REML fits only: refit the model with reml=True"

@@ -9,6 +9,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import DataError, JaxmmWarning, ModelError
+from ..results.summary import rows_kept
 from .table import AnovaTable, with_heading
 
 LRT_COLUMNS = ["npar", "AIC", "BIC", "logLik", "deviance", "Chisq", "Df", "Pr(>Chisq)"]
@@ -45,6 +46,13 @@ def _check_same_data(named: dict) -> None:
                 f"models were not all fitted to the same data: {n0!r} has {m0.nobs} "
                 f"observations, {name!r} has {m.nobs} (missing values in columns one model "
                 "uses? drop them from the data first)"
+            )
+        streamed = [k for k, f in ((n0, m0), (name, m)) if not rows_kept(f)]
+        if streamed:
+            raise DataError(
+                f"cannot check that {n0!r} and {name!r} were fitted to the same observations: "
+                f"{' and '.join(map(repr, streamed))} came from streamed data, whose rows were "
+                "not kept; compare fits made from a DataFrame"
             )
         if not (np.array_equal(m.design.rows, m0.design.rows) and np.array_equal(m.design.y, m0.design.y)):
             raise DataError(

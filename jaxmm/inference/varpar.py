@@ -93,6 +93,9 @@ def varpar(fit) -> VarPar:
         >>> vp.jac.shape
         (4, 2, 2)
     """
+    from ..results.guards import require_lmm
+
+    require_lmm(fit, "varpar")
     layout, blocks = fit.devfun.layout, fit.devfun.blocks
     theta = np.asarray(fit.opt.theta, float)
     with compute():

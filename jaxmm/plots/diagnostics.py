@@ -39,6 +39,14 @@ def caterpillar(fit, level: float = 0.95, groups=None, ncols: int = 3):
     return fig
 
 
+def _scaled_residuals(fit) -> np.ndarray:
+    """Residuals over sigma for a linear model; Pearson residuals for a GLMM (what each
+    model's summary quantiles)."""
+    if hasattr(fit, "family"):
+        return fit.residuals("pearson")
+    return fit.residuals(scaled=True)
+
+
 def resid_fitted(fit):
     """Scaled residuals against fitted values, with a smooth reference line at zero.
 
@@ -48,7 +56,7 @@ def resid_fitted(fit):
         180
     """
     fig, (ax,) = grid(1, 1, size=4.0)
-    ax.scatter(fit.fitted(), fit.residuals(scaled=True), s=8)
+    ax.scatter(fit.fitted(), _scaled_residuals(fit), s=8)
     ax.axhline(0.0, color="grey", lw=0.8)
     ax.set_xlabel("fitted values")
     ax.set_ylabel("scaled residuals")
@@ -78,7 +86,7 @@ def qq_residuals(fit):
         'scaled residuals'
     """
     fig, (ax,) = grid(1, 1, size=4.0)
-    _qq(ax, fit.residuals(scaled=True), "scaled residuals")
+    _qq(ax, _scaled_residuals(fit), "scaled residuals")
     fig.tight_layout()
     return fig
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
+from ..errors import ModelError
 from ._mpl import grid
 
 
@@ -19,6 +20,8 @@ def profile_zeta(profile, level: float = 0.95, ncols: int = 3):
         >>> [ax.get_xlabel() for ax in profile_zeta(m.profile()).axes]
         ['sd_(Intercept)|Batch', 'sigma', '(Intercept)']
     """
+    if not hasattr(profile, "traces"):
+        raise ModelError(f"profile_zeta needs a profile (fit.profile()), got {type(profile).__name__}")
     tr = profile.traces
     params = list(dict.fromkeys(tr["param"]))
     z = stats.norm.ppf(0.5 + level / 2)
@@ -46,6 +49,8 @@ def boot_densities(boot, params=None, ncols: int = 3):
         >>> [ax.get_xlabel() for ax in fig.axes]
         ['sigma', 'Days']
     """
+    if not hasattr(boot, "table") or not hasattr(boot, "parameters"):
+        raise ModelError(f"boot_densities needs a bootstrap (fit.bootstrap(...)), got {type(boot).__name__}")
     names = list(boot.parameters if params is None else ([params] if isinstance(params, str) else params))
     tab = boot.table
     ok = tab["converged"].to_numpy(bool) if "converged" in tab else np.ones(len(tab), bool)

@@ -40,8 +40,16 @@ class GlmmWorkflowMethods:
                 from ..design.matrix import materialize
 
                 eta = eta + materialize(f"0 + I({e})", newdata).matrix[:, 0]
+            if offset is None and getattr(self.gdesign, "offset_arg", False):
+                raise DataError(
+                    "this model was fitted with glmer(offset=...): pass the offset for the new "
+                    "rows too, predict(newdata, offset=...) (or write offset(...) in the formula)"
+                )
             if offset is not None:
-                eta = eta + np.asarray(offset, float)
+                offset = np.asarray(offset, float).reshape(-1)
+                if offset.shape[0] != len(newdata):
+                    raise DataError(f"offset= has {offset.shape[0]} values; newdata has {len(newdata)} rows")
+                eta = eta + offset
             if use_re:
                 for (idx, Xt), b in zip(spec.term_matrices(newdata, allow_new_levels), self._modes):
                     bb = np.where((idx >= 0)[:, None], b[np.maximum(idx, 0)], 0.0)

@@ -14,13 +14,22 @@ import pandas as pd
 from ..core.devfun import DevFun
 from ..core.solve import Estimates, estimates_jit
 from ..covariance import Unstructured
-from ..errors import ConvergenceWarning, SingularFitWarning
+from ..errors import ConvergenceWarning, DataError, SingularFitWarning
 from ..optimize.lmm import OptSummary
 from ..precision import compute
 from . import ranef as _ranef
 from .lmm_inference import InferenceMethods
 from .lmm_workflow import WorkflowMethods
 from .varcorr import varcorr_frame
+
+
+RESIDUAL_TYPES = ("response", "pearson", "working", "deviance")
+
+
+def _check_type(type, allowed: tuple[str, ...], what: str) -> None:
+    if not isinstance(type, str) or type not in allowed:
+        raise DataError(f"{what}(type={type!r}): use one of {', '.join(map(repr, allowed))}"
+                        + (" (scaled residuals: residuals(scaled=True))" if isinstance(type, bool) else ""))
 
 
 class LinearMixedModel(InferenceMethods, WorkflowMethods):
@@ -407,20 +416,23 @@ class LinearMixedModel(InferenceMethods, WorkflowMethods):
         return out
 
     # ----- fitted values -----------------------------------------------------------------
-    def fitted(self) -> np.ndarray:
-        """Fitted values X beta + Z b for the observations used.
+    def fitted(self, type: str = "response") -> np.ndarray:
+        """Fitted values X beta + Z b for the observations used (``type`` "response" or
+        "link" are the same for a linear model; accepted as in the GLMM's ``fitted``).
 
         Example:
             >>> m.fitted()[:3].round(2).tolist()
             [253.66, 273.33, 293.0]
         """
+        _check_type(type, ("response", "link"), "fitted")
         eta = self.design.X @ self.fixef.to_numpy()
         for k, t in enumerate(self.terms):
             eta = eta + np.einsum("ic,ic->i", t.Xt, self._modes[k][t.index])
         return eta
 
-    def residuals(self, scaled: bool = False) -> np.ndarray:
-        """Response residuals y - fitted (divided by sigma when ``scaled``).
+    def residuals(self, type: str = "response", *, scaled: bool = False) -> np.ndarray:
+        """Residuals y - fitted, divided by sigma when ``scaled``. For a linear model the
+        types "response", "pearson", "working" and "deviance" coincide (as lme4's).
 
         Example:
             >>> m.residuals()[:3].round(2).tolist()
@@ -428,6 +440,7 @@ class LinearMixedModel(InferenceMethods, WorkflowMethods):
             >>> m.residuals(scaled=True)[:2].round(3).tolist()
             [-0.16, -0.571]
         """
+        _check_type(type, RESIDUAL_TYPES, "residuals")
         r = self.design.y - self.fitted()
         return r / self.sigma if scaled else r
 

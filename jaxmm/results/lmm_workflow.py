@@ -101,8 +101,10 @@ class WorkflowMethods:
 
         return refit_many(self, Y, **kwargs)
 
-    def predict(self, newdata=None, re_form=None, allow_new_levels: bool = False) -> np.ndarray:
+    def predict(self, newdata=None, re_form=None, allow_new_levels: bool = False,
+                type: str = "response") -> np.ndarray:
         """Predictions (lme4's ``predict``); see :func:`jaxmm.results.predict.predict`.
+        ``type`` "response" or "link" (the same for a linear model).
 
         Example:
             >>> m.predict()[:2].round(2).tolist()            # the fitted values
@@ -111,6 +113,8 @@ class WorkflowMethods:
             >>> m.predict(new, re_form="~0").round(2).tolist()   # population level
             [251.41, 356.08]
         """
+        from .lmm import _check_type
         from .predict import predict
 
+        _check_type(type, ("response", "link"), "predict")
         return predict(self, newdata, re_form, allow_new_levels)

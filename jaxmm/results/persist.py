@@ -40,6 +40,9 @@ def save(fit, path) -> Path:
         >>> bool((m2.fixef == m.fixef).all()), m2.sigma == m.sigma
         (True, True)
     """
+    from .guards import require_lmm
+
+    require_lmm(fit, "save")
     from .. import __version__
 
     opt = fit.opt

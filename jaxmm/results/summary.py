@@ -122,6 +122,13 @@ def correlation_table(m) -> list[str]:
     return ["Correlation of Fixed Effects:"] + _table([""] + short[:-1], rows)
 
 
+def rows_kept(m) -> bool:
+    """False for a fit from streamed data, whose per-row arrays were not kept."""
+    from ..design.stream import RowsNotKept
+
+    return not isinstance(m.design.X, RowsNotKept)
+
+
 def format_summary(m, ddf: str = "Satterthwaite") -> str:
     """The full summary text of a fitted LinearMixedModel."""
     from ..inference.anova import _ddf
@@ -142,9 +149,12 @@ def format_summary(m, ddf: str = "Satterthwaite") -> str:
         vals = [m.aic, m.bic, m.loglik, m.deviance, m.df_resid]
         lines += _table(["AIC", "BIC", "logLik", "deviance", "df.resid"],
                         [[f"{v:.1f}" for v in vals[:4]] + [str(vals[4])]], left=0)
-    lines += ["", "Scaled residuals: "]
-    q = np.quantile(m.residuals(scaled=True), [0, 0.25, 0.5, 0.75, 1])
-    lines += _table(["Min", "1Q", "Median", "3Q", "Max"], [[f"{v:.4f}" for v in q]], left=0)
+    if rows_kept(m):
+        lines += ["", "Scaled residuals: "]
+        q = np.quantile(m.residuals(scaled=True), [0, 0.25, 0.5, 0.75, 1])
+        lines += _table(["Min", "1Q", "Median", "3Q", "Max"], [[f"{v:.4f}" for v in q]], left=0)
+    else:
+        lines += ["", "Scaled residuals: not available (fitted from streamed data)"]
     lines += ["", "Random effects:"] + random_effects_table(m)
     groups = "; ".join(f"{g}, {n}" for g, n in m.ngroups.items())
     lines.append(f"Number of obs: {m.nobs}, groups:  {groups}")

@@ -14,16 +14,25 @@ TIDY_COLUMNS = ["effect", "group", "term", "estimate", "std.error", "statistic",
 
 def ran_pars(fit) -> pd.DataFrame:
     """Variance components in broom.mixed's spelling: ``sd__(Intercept)``,
-    ``cor__(Intercept).Days``, and the residual ``sd__Observation``."""
+    ``cor__(Intercept).Days``, and the residual ``sd__Observation``; the column ``parm`` holds
+    lme4's confint name of the same parameter (``sd_(Intercept)|Subject``, ``sigma``).
+
+    Example:
+        >>> ran_pars(m)[["group", "term", "parm"]].values.tolist()[-2:]
+        [['Subject', 'cor__(Intercept).Days', 'cor_Days.(Intercept)|Subject'], ['Residual', 'sd__Observation', 'sigma']]
+    """
     rows = []
     vc = fit.varcorr()
-    for grp, g in zip(group_labels([t.group for t in fit.terms]), fit.terms):
+    for grp, t in zip(group_labels([t.group for t in fit.terms]), fit.terms):
         sub = vc[vc.grp == grp]
         for _, r in sub.iterrows():
-            term = f"sd__{r.var1}" if pd.isna(r.var2) else f"cor__{r.var1}.{r.var2}"
-            rows.append(("ran_pars", grp, term, float(r.sdcor)))
-    rows.append(("ran_pars", "Residual", "sd__Observation", float(fit.sigma)))
-    return pd.DataFrame(rows, columns=["effect", "group", "term", "estimate"])
+            if pd.isna(r.var2):
+                term, parm = f"sd__{r.var1}", f"sd_{r.var1}|{t.group}"
+            else:
+                term, parm = f"cor__{r.var1}.{r.var2}", f"cor_{r.var2}.{r.var1}|{t.group}"
+            rows.append(("ran_pars", grp, term, float(r.sdcor), parm))
+    rows.append(("ran_pars", "Residual", "sd__Observation", float(fit.sigma), "sigma"))
+    return pd.DataFrame(rows, columns=["effect", "group", "term", "estimate", "parm"])
 
 
 def tidy(fit, effects=("fixed", "ran_pars"), conf_int: bool = False, conf_level: float = 0.95,
@@ -38,6 +47,9 @@ def tidy(fit, effects=("fixed", "ran_pars"), conf_int: bool = False, conf_level:
         >>> tidy(m)[["effect", "group", "term"]].values.tolist()[:3]
         [['fixed', None, '(Intercept)'], ['fixed', None, 'Days'], ['ran_pars', 'Subject', 'sd__(Intercept)']]
     """
+    from .guards import require_lmm
+
+    require_lmm(fit, "tidy")
     effects = (effects,) if isinstance(effects, str) else tuple(effects)
     parts = []
     if "fixed" in effects:
@@ -70,6 +82,7 @@ def tidy(fit, effects=("fixed", "ran_pars"), conf_int: bool = False, conf_level:
                 rp["conf.low"] = rp["conf.high"] = np.nan
             else:
                 ci = fit.confint(parm="theta_", level=conf_level, method=conf_method)
+                ci = ci.loc[rp["parm"].to_numpy()]  # by name: VarCorr and theta orders differ
                 rp["conf.low"], rp["conf.high"] = ci.iloc[:, 0].to_numpy(), ci.iloc[:, 1].to_numpy()
         parts.append(rp)
     if not parts:
@@ -88,6 +101,9 @@ def glance(fit) -> pd.DataFrame:
         >>> glance(m)[["nobs", "df.residual"]].values.tolist()
         [[180, 174]]
     """
+    from .guards import require_lmm
+
+    require_lmm(fit, "glance")
     return pd.DataFrame([{
         "nobs": fit.nobs, "sigma": fit.sigma, "logLik": fit.loglik, "AIC": fit.aic, "BIC": fit.bic,
         "deviance": fit.deviance if fit.deviance is not None else np.nan,

@@ -37,4 +37,7 @@ def varcorr_frame(groups, cnames, covs, sigma: float) -> pd.DataFrame:
                 cor = V[i, j] / denom if denom > 0 else np.nan
                 rows.append((grp, names[i], names[j], V[i, j], cor))
     rows.append(("Residual", None, None, sigma**2, sigma))
-    return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+    out = pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+    for c in ("var1", "var2"):  # one missing marker (NaN), as R's NA, whatever the rows
+        out[c] = out[c].astype(object).where(out[c].notna(), np.nan)
+    return out
