@@ -34,7 +34,9 @@ from ..covariance import tril_colmajor
 from ..errors import ModelError
 from ..family import Family, Response
 from . import small
-from .glmm_system import Factor, Pattern, cross_pattern, dense_factor, factor, schur, solve
+from .glmm_system import (  # noqa: F401  (dense_factor: re-exported for results)
+    Factor, Pattern, cross_pattern, dense_factor, factor, schur, solve,
+)
 from .logchol import weighted_logchol
 
 #: Largest dense block (rows) of the non-first terms (+ beta) PIRLS will build.

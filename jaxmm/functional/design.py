@@ -111,7 +111,6 @@ def from_design(design: Design, reml: bool = True) -> MixedDesign:
         (False, 30, 1, 6)
     """
     terms = design.terms
-    p = design.X.shape[1]
     layout, blocks = crossproducts(design.y, design.X, terms, pad=False)
     if layout.r > MAX_DENSE:
         raise ModelError(

@@ -14,7 +14,6 @@ import math
 from typing import NamedTuple
 
 import jax.numpy as jnp
-from jax import ops
 
 from ..core.blocked import T_of
 from ..core.layout import split_theta
