@@ -209,6 +209,8 @@ def get_family(family) -> Family:
     """A :class:`Family` from a Family object or a name (``"binomial"``, ``"poisson"``)."""
     if isinstance(family, Family):
         return family
+    if family in (binomial, poisson):  # R habit: family = binomial (the function itself)
+        return family()
     if isinstance(family, str):
         name = family.lower()
         if name == "binomial":
