@@ -12,16 +12,16 @@ import pandas as pd
 import scipy.linalg as sl
 from scipy import stats
 
-from ..covariance import Unstructured
 from ..errors import ConvergenceWarning, DataError, SingularFitWarning
 from ..precision import compute
+from .common import FitBasics
 from .glmm_workflow import GlmmWorkflowMethods
 from .varcorr import varcorr_frame
 
 RESIDUAL_TYPES = ("deviance", "pearson", "response", "working")
 
 
-class GeneralizedLinearMixedModel(GlmmWorkflowMethods):
+class GeneralizedLinearMixedModel(FitBasics, GlmmWorkflowMethods):
     """A fitted GLMM. Build it with :func:`jaxmm.glmer`.
 
     The examples of the methods and properties use ``g``, this binomial model fitted by
@@ -52,104 +52,7 @@ class GeneralizedLinearMixedModel(GlmmWorkflowMethods):
         for w in opt.warnings:
             warnings.warn(w, ConvergenceWarning, 2)
 
-    # ----- sizes and names -------------------------------------------------------------
-    @property
-    def formula(self) -> str:
-        """The model formula, as given.
-
-        Example:
-            >>> g.formula
-            'cbind(incidence, size - incidence) ~ period + (1 | herd)'
-        """
-        return self.design.formula.text
-
-    @property
-    def nobs(self) -> int:
-        """Number of observations used (rows; a binomial row counts once, whatever its trials).
-
-        Example:
-            >>> g.nobs
-            56
-        """
-        return int(self.design.X.shape[0])
-
-    @property
-    def n_dropped(self) -> int:
-        """Rows dropped because a used column had a missing value.
-
-        Example:
-            >>> g.n_dropped
-            0
-        """
-        return int(self.design.n_dropped_rows)
-
-    @property
-    def p(self) -> int:
-        """Number of fixed-effects columns (after dropping aliased ones).
-
-        Example:
-            >>> g.p
-            4
-        """
-        return int(self.design.X.shape[1])
-
-    @property
-    def terms(self):
-        """The random-effects terms (grouping factor, columns, levels...), lme4's order.
-
-        Example:
-            >>> [(t.group, t.cnames, t.nlevels) for t in g.terms]
-            [('herd', ('(Intercept)',), 15)]
-        """
-        return self.design.terms
-
-    @property
-    def ngroups(self) -> dict[str, int]:
-        """Levels per grouping factor (one entry per distinct factor, lme4's order).
-
-        Example:
-            >>> g.ngroups
-            {'herd': 15}
-        """
-        out: dict[str, int] = {}
-        for t in self.terms:
-            out.setdefault(t.group, t.nlevels)
-        return out
-
     # ----- parameters --------------------------------------------------------------------
-    @cached_property
-    def theta(self) -> pd.Series:
-        """Relative covariance factor parameters (lme4's ``getME(m, "theta")``).
-
-        Example:
-            >>> g.theta.round(4).to_dict()
-            {'herd.(Intercept)': 0.6423}
-        """
-        names = []
-        for t in self.terms:
-            names += Unstructured(t.q).names(t.group, t.cnames)
-        return pd.Series(np.asarray(self.opt.theta), index=names, name="theta")
-
-    @cached_property
-    def _Ts(self) -> list[np.ndarray]:
-        out, s = [], 0
-        for t in self.terms:
-            cov = Unstructured(t.q)
-            out.append(cov.T_numpy(self.opt.theta[s : s + cov.n_theta]))
-            s += cov.n_theta
-        return out
-
-    @property
-    def is_singular(self) -> bool:
-        """lme4's isSingular: a diagonal of some T below 1e-4 (a boundary fit).
-
-        Example:
-            >>> g.is_singular
-            False
-        """
-        diag = np.concatenate([Unstructured(t.q).is_diag for t in self.terms])
-        return bool(np.any(np.asarray(self.opt.theta)[diag] < 1e-4))
-
     @cached_property
     def fixef(self) -> pd.Series:
         """Fixed-effects estimates, on the link scale, named as lme4.

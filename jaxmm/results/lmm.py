@@ -13,11 +13,11 @@ import pandas as pd
 
 from ..core.devfun import DevFun
 from ..core.solve import Estimates, estimates_jit
-from ..covariance import Unstructured
 from ..errors import ConvergenceWarning, DataError, SingularFitWarning
 from ..optimize.lmm import OptSummary
 from ..precision import compute
 from . import ranef as _ranef
+from .common import FitBasics
 from .lmm_inference import InferenceMethods
 from .lmm_workflow import WorkflowMethods
 from .varcorr import varcorr_frame
@@ -32,7 +32,7 @@ def _check_type(type, allowed: tuple[str, ...], what: str) -> None:
                         + (" (scaled residuals: residuals(scaled=True))" if isinstance(type, bool) else ""))
 
 
-class LinearMixedModel(InferenceMethods, WorkflowMethods):
+class LinearMixedModel(FitBasics, InferenceMethods, WorkflowMethods):
     """A fitted linear mixed model. Build it with :func:`jaxmm.lmer`.
 
     The examples of the methods and properties use ``m``, this model fitted by REML (the
@@ -68,124 +68,6 @@ class LinearMixedModel(InferenceMethods, WorkflowMethods):
             warnings.warn("boundary (singular) fit: see jaxmm's is_singular", SingularFitWarning, 2)
         for w in opt.warnings:
             warnings.warn(w, ConvergenceWarning, 2)
-
-    # ----- sizes and names -------------------------------------------------------------
-    @property
-    def formula(self) -> str:
-        """The model formula, as given.
-
-        Example:
-            >>> m.formula
-            'Reaction ~ Days + (Days|Subject)'
-        """
-        return self.design.formula.text
-
-    @property
-    def nobs(self) -> int:
-        """Number of observations used (after dropping incomplete rows).
-
-        Example:
-            >>> m.nobs
-            180
-        """
-        return int(self.design.y.shape[0])
-
-    @property
-    def n_dropped(self) -> int:
-        """Rows dropped because a used column had a missing value.
-
-        Example:
-            >>> m.n_dropped
-            0
-        """
-        return int(self.design.n_dropped_rows)
-
-    @property
-    def p(self) -> int:
-        """Number of fixed-effects columns (after dropping aliased ones).
-
-        Example:
-            >>> m.p
-            2
-        """
-        return int(self.design.X.shape[1])
-
-    @property
-    def terms(self):
-        """The random-effects terms (grouping factor, columns, levels...), lme4's order.
-
-        Example:
-            >>> [(t.group, t.cnames, t.nlevels) for t in m.terms]
-            [('Subject', ('(Intercept)', 'Days'), 18)]
-        """
-        return self.design.terms
-
-    @property
-    def ngroups(self) -> dict[str, int]:
-        """Levels per grouping factor (one entry per distinct factor, lme4's order).
-
-        Example:
-            >>> m.ngroups
-            {'Subject': 18}
-        """
-        out: dict[str, int] = {}
-        for t in self.terms:
-            out.setdefault(t.group, t.nlevels)
-        return out
-
-    # ----- covariance parameters -------------------------------------------------------
-    @property
-    def theta_vector(self) -> np.ndarray:
-        """theta as a plain array (lme4's order).
-
-        Example:
-            >>> m.theta_vector.round(4).tolist()
-            [0.9667, 0.0152, 0.2309]
-        """
-        return self.opt.theta.copy()
-
-    @cached_property
-    def theta(self) -> pd.Series:
-        """Relative covariance factor parameters, named as lme4's ``getME(m, "theta")``.
-
-        Example:
-            >>> m.theta.round(4).to_dict()
-            {'Subject.(Intercept)': 0.9667, 'Subject.Days.(Intercept)': 0.0152, 'Subject.Days': 0.2309}
-        """
-        names = []
-        for t in self.terms:
-            names += Unstructured(t.q).names(t.group, t.cnames)
-        return pd.Series(self.opt.theta, index=names, name="theta")
-
-    @property
-    def lower(self) -> np.ndarray:
-        """lme4's lower bounds of theta (0 on diagonals, -inf elsewhere).
-
-        Example:
-            >>> m.lower.tolist()
-            [0.0, -inf, 0.0]
-        """
-        return np.concatenate([Unstructured(t.q).lower for t in self.terms])
-
-    @cached_property
-    def _Ts(self) -> list[np.ndarray]:
-        out, start = [], 0
-        for t in self.terms:
-            cov = Unstructured(t.q)
-            out.append(cov.T_numpy(self.opt.theta[start : start + cov.n_theta]))
-            start += cov.n_theta
-        return out
-
-    @property
-    def is_singular(self) -> bool:
-        """lme4's isSingular: a diagonal of some T below 1e-4 (a boundary fit).
-
-        Example:
-            >>> m.is_singular
-            False
-        """
-        diag = np.concatenate([Unstructured(t.q).is_diag for t in self.terms])
-        return bool(np.any(self.opt.theta[diag] < 1e-4))
 
     # ----- criterion -------------------------------------------------------------------
     @property
