@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from functools import cached_property
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -133,3 +135,45 @@ class FitBasics:
         """
         diag = np.concatenate([Unstructured(t.q).is_diag for t in self.terms])
         return bool(np.any(np.asarray(self.opt.theta)[diag] < 1e-4))
+
+    # ----- criteria (objective and dof come from each model class) ------------------------
+    @property
+    def loglik(self) -> float:
+        """Log-likelihood, -objective / 2 (the REML log-likelihood for REML fits, as lme4's
+        logLik; the Laplace or AGQ approximation for GLMMs).
+
+        Example:
+            >>> round(m.loglik, 3)
+            -871.814
+        """
+        return -0.5 * self.objective
+
+    @property
+    def aic(self) -> float:
+        """Akaike's information criterion, -2 loglik + 2 dof.
+
+        Example:
+            >>> round(m.aic, 3)
+            1755.628
+        """
+        return -2.0 * self.loglik + 2.0 * self.dof
+
+    @property
+    def bic(self) -> float:
+        """Bayesian information criterion, -2 loglik + dof log(nobs).
+
+        Example:
+            >>> round(m.bic, 3)
+            1774.786
+        """
+        return -2.0 * self.loglik + self.dof * math.log(self.nobs)
+
+    @property
+    def df_resid(self) -> int:
+        """Residual degrees of freedom, nobs - dof.
+
+        Example:
+            >>> m.df_resid
+            174
+        """
+        return self.nobs - self.dof

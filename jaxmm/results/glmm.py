@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 from functools import cached_property
 
@@ -134,15 +133,6 @@ class GeneralizedLinearMixedModel(FitBasics, GlmmWorkflowMethods):
 
     minus2loglik = objective
 
-    @property
-    def loglik(self) -> float:
-        """Log-likelihood (Laplace or AGQ approximation), -objective / 2.
-
-        Example:
-            >>> round(g.loglik, 3)
-            -92.026
-        """
-        return -0.5 * self.objective
 
     @property
     def dof(self) -> int:
@@ -154,35 +144,8 @@ class GeneralizedLinearMixedModel(FitBasics, GlmmWorkflowMethods):
         """
         return self.p + int(self.opt.theta.size)
 
-    @property
-    def aic(self) -> float:
-        """Akaike's information criterion, -2 loglik + 2 dof.
 
-        Example:
-            >>> round(g.aic, 3)
-            194.053
-        """
-        return self.objective + 2.0 * self.dof
 
-    @property
-    def bic(self) -> float:
-        """Bayesian information criterion, -2 loglik + dof log(nobs).
-
-        Example:
-            >>> round(g.bic, 3)
-            204.179
-        """
-        return self.objective + self.dof * math.log(self.nobs)
-
-    @property
-    def df_resid(self) -> int:
-        """Residual degrees of freedom, nobs - dof.
-
-        Example:
-            >>> g.df_resid
-            51
-        """
-        return self.nobs - self.dof
 
     @property
     def deviance(self) -> float:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 from functools import cached_property
 
@@ -104,15 +103,6 @@ class LinearMixedModel(FitBasics, InferenceMethods, WorkflowMethods):
         """
         return None if self.reml else self.objective
 
-    @property
-    def loglik(self) -> float:
-        """Log-likelihood (the REML log-likelihood for REML fits, as lme4's logLik).
-
-        Example:
-            >>> round(m.loglik, 3)
-            -871.814
-        """
-        return -0.5 * self.objective
 
     @property
     def dof(self) -> int:
@@ -124,35 +114,8 @@ class LinearMixedModel(FitBasics, InferenceMethods, WorkflowMethods):
         """
         return self.p + self.opt.theta.size + 1
 
-    @property
-    def aic(self) -> float:
-        """Akaike's information criterion, -2 loglik + 2 dof.
 
-        Example:
-            >>> round(m.aic, 3)
-            1755.628
-        """
-        return -2.0 * self.loglik + 2.0 * self.dof
 
-    @property
-    def bic(self) -> float:
-        """Bayesian information criterion, -2 loglik + dof log(nobs).
-
-        Example:
-            >>> round(m.bic, 3)
-            1774.786
-        """
-        return -2.0 * self.loglik + self.dof * math.log(self.nobs)
-
-    @property
-    def df_resid(self) -> int:
-        """Residual degrees of freedom, nobs - dof.
-
-        Example:
-            >>> m.df_resid
-            174
-        """
-        return self.nobs - self.dof
 
     # ----- fixed effects ---------------------------------------------------------------
     @property
