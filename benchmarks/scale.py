@@ -8,6 +8,11 @@ Designs (seed fixed, so every run fits the same data):
   at random (each g level meets ~n/1e5 distinct h levels): jaxmm's sparse Schur update then
   needs ~(n/1e5)^2/2 pairs per g level and refuses above its pair budget (see
   ``jaxmm.design.crossprod.MAX_PAIRS``), saying how many it would need.
+* ``random``: the same formula and sizes with g and h crossed completely at random (each g
+  level's ~n/1e5 rows hit ~n/1e5 distinct h levels; the data of ``crossed --per-g 0``).
+  The element pairs then number ~(n/1e5)^2/2 per g level (~460 M at 1e7 rows), and jaxmm
+  takes its class update instead (g levels with equal counts share one dense matrix, see
+  ``jaxmm.design.classes``); the table says which update each fit used.
 * ``slope``: ``y ~ x + (x|g)`` with 1e6 rows and 100,000 levels.
 
 Each size runs in its own subprocess (peak memory = that process's VmHWM). Printed per
@@ -18,6 +23,7 @@ and total time (and of memory) against rows.
 Usage::
 
     python benchmarks/scale.py                 # 1e5, 1e6, 1e7 crossed + the (x|g) case
+    python benchmarks/scale.py --design random --no-slope   # fully random crossing
     python benchmarks/scale.py --sizes 1e5 1e6 --no-slope
     python benchmarks/scale.py --child crossed 1e6   # one size, JSON on stdout
 """
@@ -49,6 +55,8 @@ def make_data(design: str, n: int, per_g: int = 5, seed: int = 20261125):
         b1 = rng.standard_normal(ng) * 0.3
         y = 1.0 + 0.5 * x + b0[g] + b1[g] * x + rng.standard_normal(n)
         return pd.DataFrame({"y": y, "x": x, "g": g})
+    if design == "random":
+        per_g = 0
     if per_g > 0:
         homes = rng.integers(0, nh, (ng, per_g))
         h = homes[g, rng.integers(0, per_g, n)]
@@ -59,7 +67,8 @@ def make_data(design: str, n: int, per_g: int = 5, seed: int = 20261125):
     return pd.DataFrame({"y": y, "x": x, "g": g, "h": h})
 
 
-FORMULAS = {"crossed": "y ~ x + (1|g) + (1|h)", "slope": "y ~ x + (x|g)"}
+FORMULAS = {"crossed": "y ~ x + (1|g) + (1|h)", "random": "y ~ x + (1|g) + (1|h)",
+            "slope": "y ~ x + (x|g)"}
 
 
 def peak_rss_mib() -> float:
@@ -91,6 +100,7 @@ def child(design: str, n: int, per_g: int) -> None:
         start = moment_start(d.y, d.X, d.terms)
         t2 = time.perf_counter()
         rec["setup_s"] = t2 - t1
+        rec["update"] = "classes" if f.blocks.cls_j.shape[0] else "pairs"
         res, opt = run_fit(f, start)
         m = jaxmm.LinearMixedModel(d, f, opt, estimates=res.estimates)
         crit = m.reml_criterion
@@ -123,7 +133,8 @@ def slope(xs, ys) -> float:
 def fmt(rec: dict) -> str:
     if "error" in rec:
         return f"| {rec['design']} | {rec['n']:.0e} | refused/failed: {rec['error']} |"
-    return (f"| {rec['design']} | {rec['n']:.0e} | {rec['data_s']:.1f} | {rec['setup_s']:.1f} | "
+    return (f"| {rec['design']} ({rec.get('update', '?')}) | {rec['n']:.0e} | {rec['data_s']:.1f} | "
+            f"{rec['setup_s']:.1f} | "
             f"{rec['fit_s']:.1f} | {rec['total_s']:.1f} | {rec['peak_rss_mib'] / 1024:.2f} | "
             f"{rec['reml']:.2f} |")
 
@@ -132,6 +143,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", nargs="*", default=["1e5", "1e6", "1e7"])
     ap.add_argument("--per-g", type=int, default=5)
+    ap.add_argument("--design", default="crossed", choices=["crossed", "random"])
     ap.add_argument("--no-slope", action="store_true")
     ap.add_argument("--child", nargs=2, metavar=("DESIGN", "N"))
     a = ap.parse_args()
@@ -142,7 +154,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     recs = []
     for s in a.sizes:
-        rec = run_child("crossed", int(float(s)), a.per_g)
+        rec = run_child(a.design, int(float(s)), a.per_g)
         recs.append(rec)
         print(fmt(rec), flush=True)
     if not a.no_slope:

@@ -10,6 +10,8 @@ where ``K_j`` is level j's column block of [Z_rest X y]' Z_1 (constant data), ``
 crossproduct of the rest, and ``Lambda_a = blockdiag(Lambda_rest, I)``. The sparse part of
 the update is a gather + segment-sum over pre-computed pairs of non-zeros of ``K_j`` — the
 pair products are constant, only the small ``C_j`` change with theta — never a dense product.
+With a scalar term 1 and many pairs it is instead ``sum_k c_k M_k`` over classes of levels
+of equal ``D1_j`` (:mod:`jaxmm.design.classes`): one tensordot with constant matrices.
 Only the lower triangle of ``S`` is formed (the dense Cholesky reads nothing else).
 """
 
@@ -94,19 +96,28 @@ def partial_factor(theta: jnp.ndarray, blocks: Blocks, layout: Layout) -> Partia
     Wxy = jnp.einsum("jca,jck->jak", G, blocks.C1)  # (l1, q1, p+1)
     Wflat = Wxy.reshape(-1, Wxy.shape[-1])
     xx = Wflat.T @ Wflat  # (p+1, p+1)
+    ii = jax.lax.broadcasted_iota(jnp.int32, (r, r), 0)
+    jj = jax.lax.broadcasted_iota(jnp.int32, (r, r), 1)
     if blocks.el_row.shape[0]:
-        zz = jnp.einsum("pcd,pcd->p", blocks.pair_v, C[blocks.pair_j])
-        zz = ops.segment_sum(zz, blocks.pair_t, num_segments=rz * r + 1)
-        v = jnp.einsum("ec,eca->ea", blocks.el_B, G[blocks.el_j])  # G_j' B_e
-        xz = jnp.einsum("ea,eak->ek", v, Wxy[blocks.el_j])
-        xz = ops.segment_sum(xz, blocks.el_row, num_segments=rz)  # (rz, p+1)
+        if blocks.cls_j.shape[0]:  # classes of equal D1: sum_k c_k M_k, unpacked symmetric
+            zz = jnp.tensordot(C[blocks.cls_j, 0, 0], blocks.cls_M, axes=1)
+            a = jnp.maximum(ii[:rz, :rz], jj[:rz, :rz])
+            b = jnp.minimum(ii[:rz, :rz], jj[:rz, :rz])
+            zz = jnp.take(zz, a * (a + 1) // 2 + b)
+            zz = jnp.concatenate([zz, jnp.zeros((rz, r - rz), zz.dtype)], axis=1)
+            xz = jnp.tensordot(C[blocks.cls_j, 0, 0], blocks.cls_N, axes=1)  # (rz, p+1)
+        else:
+            zz = jnp.einsum("pcd,pcd->p", blocks.pair_v, C[blocks.pair_j])
+            zz = ops.segment_sum(zz, blocks.pair_t, num_segments=rz * r + 1)[: rz * r]
+            zz = zz.reshape(rz, r)
+            v = jnp.einsum("ec,eca->ea", blocks.el_B, G[blocks.el_j])  # G_j' B_e
+            xz = jnp.einsum("ea,eak->ek", v, Wxy[blocks.el_j])
+            xz = ops.segment_sum(xz, blocks.el_row, num_segments=rz)  # (rz, p+1)
         bottom = jnp.concatenate([xz.T, xx], axis=1)
-        update = jnp.concatenate([zz[: rz * r].reshape(rz, r), bottom], axis=0)
+        update = jnp.concatenate([zz, bottom], axis=0)
     else:
         update = jnp.zeros((r, r), theta.dtype).at[rz:, rz:].set(xx)
 
-    ii = jax.lax.broadcasted_iota(jnp.int32, (r, r), 0)
-    jj = jax.lax.broadcasted_iota(jnp.int32, (r, r), 1)
     eye_z = ((ii == jj) & (ii < rz)).astype(theta.dtype)
     S = scale_both(blocks.A - update, layout, Ts_rest) + eye_z
     return Partial(L11=L11, C=C, logdet1=logdet1, S=S, Ts=(T1,) + Ts_rest)

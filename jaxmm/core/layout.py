@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import jax.numpy as jnp
+from jax import ops
 
 
 class RestTerm(NamedTuple):
@@ -70,7 +71,14 @@ class Blocks(NamedTuple):
             (row of the rest block, level of term 1) pair, the row of that level's q1 columns.
         pair_j, pair_v, pair_t: (P,), (P, q1, q1), (P,): pairs of non-zeros (a, b) sharing a
             level j of term 1 with row(a) >= row(b): j, outer(B_a, B_b), and the flat target
-            row(a) * r + row(b) in the rest block (rz * r marks padding).
+            row(a) * r + row(b) in the rest block (rz * r marks padding). Empty in the class
+            mode.
+        cls_j, cls_of, cls_M, cls_N: (K,), (l1,), (K, rz(rz+1)/2), (K, rz, p+1): the class
+            mode (scalar term 1, see :mod:`jaxmm.design.classes`): a representative term-1
+            level per class of equal D1, each level's class, the class's sum_j k_j k_j' over
+            the Z rows as a packed lower triangle (row-major), and its sum_j k_j C1_j'
+            (kept in step with C1: :func:`with_response`, :func:`transform_xy`). Empty in
+            the pair mode; padded classes have zero matrices.
         A: (r, r) dense [Z_rest X y]'[Z_rest X y].
         n: number of observations (float scalar).
     """
@@ -83,6 +91,10 @@ class Blocks(NamedTuple):
     pair_j: jnp.ndarray
     pair_v: jnp.ndarray
     pair_t: jnp.ndarray
+    cls_j: jnp.ndarray
+    cls_of: jnp.ndarray
+    cls_M: jnp.ndarray
+    cls_N: jnp.ndarray
     A: jnp.ndarray
     n: jnp.ndarray
 
@@ -103,5 +115,18 @@ def with_response(blocks: Blocks, layout: Layout, C1y: jnp.ndarray, Ay: jnp.ndar
     """
     C1 = blocks.C1.at[..., -1].set(C1y)
     A = blocks.A.at[-1, :].set(Ay).at[:, -1].set(Ay)
+    if blocks.cls_j.shape[0]:  # class mode: the classes' y column follows C1's
+        K, rz = blocks.cls_N.shape[:2]
+        tgt = blocks.cls_of[blocks.el_j] * rz + blocks.el_row
+        Ny = ops.segment_sum(blocks.el_B[:, 0] * C1y[blocks.el_j, 0], tgt, num_segments=K * rz)
+        return blocks._replace(C1=C1, A=A, cls_N=blocks.cls_N.at[..., -1].set(Ny.reshape(K, rz)))
     return blocks._replace(C1=C1, A=A)
+
+
+def transform_xy(blocks: Blocks, C1, T):
+    """``blocks`` with C1 replaced by ``C1 = old C1 @ T`` for a (p+1, p+1) transform of the
+    [X y] columns, the class mode's cross sums transformed alike (NumPy or JAX arrays)."""
+    if blocks.cls_j.shape[0]:
+        return blocks._replace(C1=C1, cls_N=blocks.cls_N @ T)
+    return blocks._replace(C1=C1)
 

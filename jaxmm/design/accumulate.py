@@ -34,7 +34,7 @@ from .crossprod import (
     add_rest_block,
     bucket,
     element_arrays,
-    pairs,
+    schur_arrays,
 )
 from .random import compact_codes
 
@@ -49,10 +49,14 @@ class CrossAccumulator:
         qs: columns of each term's model matrix.
         p: fixed-effects columns.
         pad: round sizes up to buckets (shared compiled code), as ``crossproducts`` does.
+        mode: form of the Schur update's Z-Z part ("auto", "pairs", "classes"; see
+            :func:`~jaxmm.design.crossprod.schur_arrays`).
     """
 
-    def __init__(self, nlevels: Sequence[int], qs: Sequence[int], p: int, *, pad: bool = True):
+    def __init__(self, nlevels: Sequence[int], qs: Sequence[int], p: int, *, pad: bool = True,
+                 mode: str = "auto"):
         self.nlevels, self.qs, self.p, self.pad = [int(v) for v in nlevels], list(qs), p, pad
+        self.mode = mode
         q1, n1 = self.qs[0], self.nlevels[0]
         l1 = bucket(n1, 4) if pad else n1
         rest, offset = [], 0
@@ -112,11 +116,13 @@ class CrossAccumulator:
         keys = [k[0] if k else np.zeros(0, np.int64) for k in self.keys]
         vals = [v[0] if v else np.zeros((0, layout.q1, lk.q)) for v, lk in zip(self.vals, layout.rest)]
         el_row, el_j, el_B, el_blk = element_arrays(layout, keys, vals, self.nlevels[1:])
-        pair_j, pair_v, pair_t = pairs(el_row, el_j, el_B, el_blk, layout.r, layout.rz, pad)
+        pair_j, pair_v, pair_t, cls_j, cls_of, cls_M, cls_N = schur_arrays(
+            el_row, el_j, el_B, el_blk, self.D1, self.C1, layout, pad, self.mode)
         Nz = bucket(el_row.size) if pad else el_row.size
         blocks = Blocks(
             D1=self.D1, C1=self.C1, el_row=_pad(el_row, Nz), el_j=_pad(el_j, Nz),
-            el_B=_pad(el_B, Nz), pair_j=pair_j, pair_v=pair_v, pair_t=pair_t, A=self.A,
+            el_B=_pad(el_B, Nz), pair_j=pair_j, pair_v=pair_v, pair_t=pair_t,
+            cls_j=cls_j, cls_of=cls_of, cls_M=cls_M, cls_N=cls_N, A=self.A,
             n=np.float64(self.n),
         )
         return layout, blocks

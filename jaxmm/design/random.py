@@ -67,8 +67,9 @@ class TermDesign:
 
 def compact_codes(codes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """The sorted distinct values of ``codes`` (ints in [0, size)) and each row's rank
-    among them (int64), in O(n + size) by counting when ``size`` is moderate, else by
-    hashing (sorting only the distinct values), never by sorting all n rows.
+    among them (int64), in O(n + size) by counting when ``size`` is moderate (up to 16
+    slots per code, 5 bytes each), else by hashing (sorting only the distinct values),
+    never by sorting all n rows.
 
     Example:
         >>> u, inv = compact_codes(np.array([7, 2, 7, 5]), 10)
@@ -80,6 +81,11 @@ def compact_codes(codes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]
         used = np.bincount(codes, minlength=size) > 0
         rank = np.cumsum(used) - 1
         return np.flatnonzero(used), rank[codes]
+    if size <= min(16 * codes.size, 2**31 - 1):  # a byte map and int32 ranks: 5 bytes/slot
+        used = np.zeros(size, bool)
+        used[codes] = True
+        rank = np.cumsum(used, dtype=np.int32)
+        return np.flatnonzero(used), rank[codes].astype(np.int64) - 1
     inv, uniq = pd.factorize(codes, sort=True)
     return np.asarray(uniq), inv.astype(np.int64)
 

@@ -82,7 +82,9 @@ def weighted_blocks(design: MixedDesign, y, w=None, X=None) -> Blocks:
     b = design.blocks
     return Blocks(
         D1=D1, C1=C1, el_row=b.el_row, el_j=b.el_j, el_B=el_B,
-        pair_j=b.pair_j, pair_v=pair_v, pair_t=b.pair_t, A=A, n=jnp.asarray(b.n, y.dtype),
+        pair_j=b.pair_j, pair_v=pair_v, pair_t=b.pair_t,
+        cls_j=b.cls_j, cls_of=b.cls_of, cls_M=jnp.asarray(b.cls_M, y.dtype),
+        cls_N=jnp.asarray(b.cls_N, y.dtype), A=A, n=jnp.asarray(b.n, y.dtype),
     )
 
 
@@ -93,6 +95,6 @@ def blocks_for(design: MixedDesign, y=None, w=None, X=None) -> Blocks:
     if w is None and X is None:
         C1y, Ay = response_parts(design, y)
         b = design.blocks
-        blocks = b._replace(**{k: jnp.asarray(getattr(b, k), C1y.dtype) for k in ("D1", "C1", "el_B", "pair_v", "A", "n")})
+        blocks = b._replace(**{k: jnp.asarray(getattr(b, k), C1y.dtype) for k in ("D1", "C1", "el_B", "pair_v", "cls_M", "cls_N", "A", "n")})
         return with_response(blocks, design.layout, C1y, Ay)
     return weighted_blocks(design, y, w, X)

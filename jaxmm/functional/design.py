@@ -111,7 +111,7 @@ def from_design(design: Design, reml: bool = True) -> MixedDesign:
         (False, 30, 1, 6)
     """
     terms = design.terms
-    layout, blocks = crossproducts(design.y, design.X, terms, pad=False)
+    layout, blocks = crossproducts(design.y, design.X, terms, pad=False, mode="pairs")
     if layout.r > MAX_DENSE:
         raise ModelError(
             f"the random-effects terms after the first need a dense {layout.r} x {layout.r} "

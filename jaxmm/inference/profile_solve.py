@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core.blocked import partial_factor
-from ..core.layout import Blocks, Layout
+from ..core.layout import Blocks, Layout, transform_xy
 from ..core.logchol import chol_lower
 from ..core.solve import estimates
 from ..optimize.bfgs import bfgs
@@ -47,6 +47,9 @@ def shift_fixed(blocks: Blocks, layout: Layout, e: jnp.ndarray, b) -> Blocks:
     C1x, C1y = blocks.C1[..., :p], blocks.C1[..., p]
     xj = jnp.einsum("lck,k->lc", C1x, e)
     C1 = jnp.concatenate([C1x * (1.0 - e), (C1y - b * xj)[..., None]], axis=-1)
+    # the same as C1 @ T: X columns scaled by (1 - e), y column minus b X e
+    T = jnp.diag(jnp.concatenate([1.0 - e, jnp.ones(1, e.dtype)]))
+    T = T.at[:p, p].set(-b * e)
     A = blocks.A
     u = jnp.concatenate([jnp.zeros(rz, A.dtype), e, jnp.zeros(1, A.dtype)])
     Au = A @ u
@@ -55,7 +58,7 @@ def shift_fixed(blocks: Blocks, layout: Layout, e: jnp.ndarray, b) -> Blocks:
     A = A.at[:, -1].set(ycol).at[-1, :].set(ycol)
     keep = 1.0 - u
     A = keep[:, None] * A * keep[None, :] + jnp.diag(u)
-    return blocks._replace(C1=C1, A=A)
+    return transform_xy(blocks._replace(A=A), C1, T)
 
 
 def deviance_at(theta, sigma2, profile_sigma, blocks: Blocks, layout: Layout):

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core.devfun import DevFun
-from ..core.layout import Blocks, Layout
+from ..core.layout import Blocks, Layout, transform_xy
 from ..core.objective import objective
 from ..precision import compute
 from .lbfgs import minimize
@@ -51,7 +51,7 @@ def center_blocks(layout: Layout, blocks: Blocks, icpt: int) -> Blocks:
     Tfull[rz:, rz:] = T
     A_c = Tfull.T @ A @ Tfull
     C1_c = np.asarray(blocks.C1, np.float64) @ T
-    return blocks._replace(A=A_c, C1=C1_c)
+    return transform_xy(blocks._replace(A=A_c), C1_c, T)
 
 
 def _to32(a):
