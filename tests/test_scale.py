@@ -90,9 +90,9 @@ def test_class_update_fit_and_response_paths(monkeypatch):
     """auto picks classes above the pair threshold; fits, new responses (batch path),
     centering (float32 start) and the profile's shifted blocks agree with the pair mode."""
     from jaxmm.core.layout import with_response
+    from jaxmm.core.objective import objective
     from jaxmm.inference.profile_solve import shift_fixed
     from jaxmm.optimize.float32 import center_blocks
-    from jaxmm.core.objective import objective
 
     df = _crossed(2_000, 150, 30, seed=3)
     d = jaxmm.lformula("y ~ x + (1|g) + (1|h)", df)
@@ -105,7 +105,7 @@ def test_class_update_fit_and_response_paths(monkeypatch):
     np.testing.assert_allclose(m1.fixef, m2.fixef, rtol=1e-6)
     theta = np.asarray(m1.theta)
     y2 = np.random.default_rng(5).standard_normal(d.nobs)
-    C1y_layouts = {}
+    crits = {}
     with jaxmm.x64():
         for name, m in (("pairs", m1), ("classes", m2)):
             lay, b = m.devfun.layout, m.devfun.blocks
@@ -113,9 +113,9 @@ def test_class_update_fit_and_response_paths(monkeypatch):
             nb = with_response(b, lay, b2.C1[..., -1], b2.A[-1])
             cb = center_blocks(lay, jax.device_get(b), 0)
             sb = shift_fixed(b, lay, jnp.asarray([0.0, 1.0]), 0.3)
-            C1y_layouts[name] = [float(objective(jnp.asarray(theta), x, lay, False))
+            crits[name] = [float(objective(jnp.asarray(theta), x, lay, False))
                                  for x in (nb, jax.tree_util.tree_map(jnp.asarray, cb), sb)]
-    np.testing.assert_allclose(C1y_layouts["pairs"], C1y_layouts["classes"], rtol=1e-10)
+    np.testing.assert_allclose(crits["pairs"], crits["classes"], rtol=1e-10)
 
 
 def test_class_update_refused_when_too_large(monkeypatch):
