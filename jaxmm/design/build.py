@@ -23,7 +23,7 @@ from ..formula import ParsedFormula, parse_formula, to_formulaic
 from .contrasts import Contrast
 from .data import ColumnInfo, check_dataframe, check_finite, clean_frame, find_column
 from .data import is_factor_like, missing_mask
-from .matrix import Block, materialize, required_columns
+from .matrix import Block, materialize, part_key, required_columns
 from .naming import categorical_levels
 from .random import TermDesign, check_terms, group_index
 from .spec import DesignSpec, TermSpec
@@ -241,6 +241,9 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, *, glmm: bool
         raise DataError(f"the response {parsed.response!r} has non-finite values after "
                         "evaluation; check the transformation")
     fixed = materialize(parsed.fixed, frame, full)
+    # formula parts with the same terms (the fixed part and a slope term's "Days" = "1 + Days")
+    # are materialized once
+    blocks: dict[tuple, Block] = {part_key(parsed.fixed): fixed}
     _check_block_finite(fixed, "fixed-effect")
     _check_factor_levels(fixed, "fixed effects")
     from .rank import independent_columns
@@ -258,14 +261,14 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, *, glmm: bool
     X = np.ascontiguousarray(fixed.matrix[:, keep])
 
     # 4. random-effects terms
-    blocks: dict[str, Block] = {}
     terms, specs = [], []
     for t in parsed.random:
-        if t.lhs not in blocks:
-            blocks[t.lhs] = materialize(t.lhs, frame, full)
-            _check_block_finite(blocks[t.lhs], f"random-effects term ({t.label})")
-            _check_factor_levels(blocks[t.lhs], f"random-effects term ({t.label})")
-        block = blocks[t.lhs]
+        key = part_key(t.lhs)
+        if key not in blocks:
+            blocks[key] = materialize(t.lhs, frame, full)
+            _check_block_finite(blocks[key], f"random-effects term ({t.label})")
+            _check_factor_levels(blocks[key], f"random-effects term ({t.label})")
+        block = blocks[key]
         if block.matrix.shape[1] == 0:
             raise ModelError(f"random-effects term ({t.label}) has no columns; write (1 | "
                              f"{t.group}) for a random intercept")
