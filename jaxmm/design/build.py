@@ -112,12 +112,28 @@ def _response_columns(response: str, glmm: bool = False) -> list[str]:
 _SIMPLE_DIFF = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*([-+])\s*([A-Za-z_][A-Za-z0-9_.]*)\s*$")
 
 
+def _simple_diff(expr: str, frame: pd.DataFrame) -> np.ndarray | None:
+    """``a - b`` / ``a + b`` of two numeric columns (``size - incidence``) without formulaic."""
+    m = _SIMPLE_DIFF.match(expr)
+    if m and m[1] in frame.columns and m[3] in frame.columns:
+        a, b = frame[m[1]], frame[m[3]]
+        if all(pd.api.types.is_numeric_dtype(c) and not pd.api.types.is_bool_dtype(c)
+               for c in (a, b)):
+            a, b = a.to_numpy(np.float64), b.to_numpy(np.float64)
+            return a - b if m[2] == "-" else a + b
+    return None
+
+
 def _response(response: str, frame: pd.DataFrame, glmm: bool,
               full_frame: Callable[[], pd.DataFrame] | None) -> np.ndarray:
     parts = cbind_parts(response) if glmm else None
     if parts is not None:  # (n, 2): successes, failures
-        return np.column_stack([_response(p if p in frame.columns else f"I({p})", frame, False,
-                                          full_frame) for p in parts])
+        cols = []
+        for p in parts:
+            v = _simple_diff(p, frame) if p not in frame.columns else None
+            cols.append(v if v is not None else
+                        _response(p if p in frame.columns else f"I({p})", frame, False, full_frame))
+        return np.column_stack(cols)
     if response in frame.columns:
         s = frame[response]
         if isinstance(s.dtype, pd.CategoricalDtype) and glmm:
@@ -130,13 +146,9 @@ def _response(response: str, frame: pd.DataFrame, glmm: bool,
                 "a linear mixed model needs a numeric response"
             )
         return np.asarray(s, dtype=np.float64)
-    m = _SIMPLE_DIFF.match(response)
-    if m and m[1] in frame.columns and m[3] in frame.columns:  # `size - incidence`: no formulaic
-        a, b = frame[m[1]], frame[m[3]]
-        if all(pd.api.types.is_numeric_dtype(c) and not pd.api.types.is_bool_dtype(c)
-               for c in (a, b)):
-            a, b = a.to_numpy(np.float64), b.to_numpy(np.float64)
-            return a - b if m[2] == "-" else a + b
+    v = _simple_diff(response, frame)
+    if v is not None:
+        return v
     block = materialize(f"0 + {to_formulaic(response)}", frame, full_frame)
     kinds = categorical_levels(block.spec) if block.spec is not None else {}
     if block.matrix.shape[1] != 1 or kinds:
