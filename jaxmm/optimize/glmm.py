@@ -140,15 +140,30 @@ def check(res: GlmmFit, nagq: int, nt: int, grad_tol: float = 2e-3) -> GlmmOptSu
 
 # ----- host-driven fit: one compiled objective per model ------------------------------------
 @lru_cache(maxsize=64)
-def value_and_grad_fn(lay: GlmmLayout, nagq: int, beta_in_pirls: bool):
-    """Jitted ``(params, data, v0) -> (deviance, gradient, PirlsResult)`` (cached per layout)."""
+def _packed_vg_fn(lay: GlmmLayout, nagq: int, beta_in_pirls: bool):
+    """Jitted ``(params, data, v0) -> ([deviance, *gradient, converged], PirlsResult)``
+    (cached per layout): what the host loop reads each step comes back as one array."""
     f = deviance(lay, nagq, beta_in_pirls)
 
     def vg(params, data, v0):
         (val, aux), g = jax.value_and_grad(lambda p: f(p, data, v0), has_aux=True)(params)
-        return val, g, aux
+        head = jnp.concatenate([val[None], g, aux.converged.astype(g.dtype)[None]])
+        return head, aux
 
     return jax.jit(vg)
+
+
+@lru_cache(maxsize=64)
+def value_and_grad_fn(lay: GlmmLayout, nagq: int, beta_in_pirls: bool):
+    """``(params, data, v0) -> (deviance, gradient, PirlsResult)`` over the compiled
+    :func:`_packed_vg_fn` (the program a fit uses)."""
+    packed = _packed_vg_fn(lay, nagq, beta_in_pirls)
+
+    def vg(params, data, v0):
+        head, aux = packed(params, data, v0)
+        return head[0], head[1:-1], aux
+
+    return vg
 
 
 @lru_cache(maxsize=64)
@@ -180,9 +195,9 @@ class _Objective:
         if self._last is not None and np.array_equal(self._last[0], x):
             self.v, self.pirls = self._last[3], self._last[4]
             return self._last[1], self._last[2].copy()
-        val, g, aux = self.vg(x, self.data, self.v)  # NumPy x: no separate transfer dispatch
-        val, g, conv = jax.device_get((val, g, aux.converged))
-        val, g = float(val), np.asarray(g, dtype=float)
+        head, aux = self.vg(x, self.data, self.v)  # NumPy x: no separate transfer dispatch
+        head = np.asarray(head)
+        val, g, conv = float(head[0]), head[1:-1].copy(), head[-1] != 0
         self.n_eval += 1
         if np.isfinite(val) and bool(conv):
             self.v = aux.v
@@ -264,7 +279,7 @@ def run_glmm_fit(data: GlmmData, lay: GlmmLayout, theta0, beta0, nagq: int = 1,
     with compute():
         dj = jax.device_put(data)
         bip = nagq == 0
-        vg = value_and_grad_fn(lay, nagq, bip)
+        vg = _packed_vg_fn(lay, nagq, bip)
         x0 = np.asarray(theta0, float) if bip else np.concatenate([theta0, beta0])
         v0 = np.concatenate([np.zeros(nu), np.asarray(beta0, np.float64)]) if bip \
             else np.zeros(nu)
