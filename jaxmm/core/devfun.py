@@ -37,7 +37,7 @@ class DevFun:
         True
     """
 
-    __slots__ = ("layout", "reml", "_host", "_device")
+    __slots__ = ("_device", "_host", "layout", "reml")
 
     def __init__(self, layout: Layout, blocks: Blocks, reml: bool) -> None:
         self.layout, self.reml = layout, reml
