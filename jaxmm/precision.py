@@ -44,19 +44,31 @@ def x64() -> Iterator[None]:
         yield
 
 
-_controller = None
+_blas = None  # threadpoolctl's controllers of the loaded BLAS libraries (found once)
 
 
 @contextlib.contextmanager
 def compute() -> Iterator[None]:
-    """float64 (scoped) and a single BLAS thread for the enclosed code."""
-    global _controller
-    if _controller is None:
+    """float64 (scoped) and a single BLAS thread for the enclosed code (each library's
+    setting is restored afterwards; only libraries not already at one thread are touched)."""
+    global _blas
+    if _blas is None:
         from threadpoolctl import ThreadpoolController
 
-        _controller = ThreadpoolController()
-    with _controller.limit(limits=1, user_api="blas"), x64():
-        yield
+        _blas = ThreadpoolController().select(user_api="blas").lib_controllers
+    changed = []
+    for lib in _blas:
+        n = lib.get_num_threads()
+        if n != 1:
+            lib.set_num_threads(1)
+            if n is not None:  # an unknown setting cannot be restored
+                changed.append((lib, n))
+    try:
+        with x64():
+            yield
+    finally:
+        for lib, n in changed:
+            lib.set_num_threads(n)
 
 
 _cache_done = False

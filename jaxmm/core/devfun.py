@@ -10,8 +10,6 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -21,13 +19,14 @@ from .layout import Blocks, Layout
 from .objective import hessian, objective, objective_jit, value_and_grad
 
 
-@dataclass(frozen=True)
 class DevFun:
     """The REML criterion or ML deviance of one model as a function of theta.
 
     Calling it evaluates in float64 (scoped). ``objective``/``blocks``/``layout`` expose the
     pure function and its data for use inside your own jitted, differentiated or vmapped
     code: ``jaxmm.core.objective(theta, devfun.blocks, devfun.layout, devfun.reml)``.
+    ``blocks`` are float64 JAX arrays, made from host (NumPy) blocks on first access: a fit
+    passes the host blocks straight to its compiled program.
 
     Example:
         >>> f = m.devfun                    # a fit's DevFun (or jaxmm.mk_devfun(design))
@@ -38,15 +37,33 @@ class DevFun:
         True
     """
 
-    layout: Layout
-    blocks: Blocks
-    reml: bool
+    __slots__ = ("_device", "_host", "layout", "reml")
+
+    def __init__(self, layout: Layout, blocks: Blocks, reml: bool) -> None:
+        self.layout, self.reml = layout, reml
+        self._host, self._device = blocks, None
+
+    def __repr__(self) -> str:
+        return f"DevFun(layout={self.layout!r}, reml={self.reml!r})"
+
+    @property
+    def blocks(self) -> Blocks:
+        """The crossproduct blocks as float64 JAX arrays (converted once, on first use)."""
+        if self._device is None:
+            with x64(), jax.ensure_compile_time_eval():  # concrete even if first used in a trace
+                self._device = jax.tree_util.tree_map(jnp.asarray, self._host)
+        return self._device
+
+    @property
+    def host_blocks(self) -> Blocks:
+        """The blocks as given (NumPy from :meth:`from_numpy`): a jitted call converts them
+        without a separate dispatch per array."""
+        return self._host
 
     @staticmethod
     def from_numpy(layout: Layout, blocks: Blocks, reml: bool) -> "DevFun":
-        with x64():
-            jblocks = jax.tree_util.tree_map(jnp.asarray, blocks)
-        return DevFun(layout=layout, blocks=jblocks, reml=reml)
+        """A DevFun over host (NumPy) blocks."""
+        return DevFun(layout=layout, blocks=blocks, reml=reml)
 
     def __call__(self, theta) -> float:
         with compute():

@@ -23,7 +23,7 @@ from ..formula import ParsedFormula, parse_formula, to_formulaic
 from .contrasts import Contrast
 from .data import ColumnInfo, check_dataframe, check_finite, clean_frame, find_column
 from .data import is_factor_like, missing_mask
-from .matrix import Block, materialize, required_columns
+from .matrix import Block, materialize, part_key, required_columns
 from .naming import categorical_levels
 from .random import TermDesign, check_terms, group_index
 from .spec import DesignSpec, TermSpec
@@ -112,12 +112,28 @@ def _response_columns(response: str, glmm: bool = False) -> list[str]:
 _SIMPLE_DIFF = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*([-+])\s*([A-Za-z_][A-Za-z0-9_.]*)\s*$")
 
 
+def _simple_diff(expr: str, frame: pd.DataFrame) -> np.ndarray | None:
+    """``a - b`` / ``a + b`` of two numeric columns (``size - incidence``) without formulaic."""
+    m = _SIMPLE_DIFF.match(expr)
+    if m and m[1] in frame.columns and m[3] in frame.columns:
+        a, b = frame[m[1]], frame[m[3]]
+        if all(pd.api.types.is_numeric_dtype(c) and not pd.api.types.is_bool_dtype(c)
+               for c in (a, b)):
+            a, b = a.to_numpy(np.float64), b.to_numpy(np.float64)
+            return a - b if m[2] == "-" else a + b
+    return None
+
+
 def _response(response: str, frame: pd.DataFrame, glmm: bool,
               full_frame: Callable[[], pd.DataFrame] | None) -> np.ndarray:
     parts = cbind_parts(response) if glmm else None
     if parts is not None:  # (n, 2): successes, failures
-        return np.column_stack([_response(p if p in frame.columns else f"I({p})", frame, False,
-                                          full_frame) for p in parts])
+        cols = []
+        for p in parts:
+            v = _simple_diff(p, frame) if p not in frame.columns else None
+            cols.append(v if v is not None else
+                        _response(p if p in frame.columns else f"I({p})", frame, False, full_frame))
+        return np.column_stack(cols)
     if response in frame.columns:
         s = frame[response]
         if isinstance(s.dtype, pd.CategoricalDtype) and glmm:
@@ -130,13 +146,9 @@ def _response(response: str, frame: pd.DataFrame, glmm: bool,
                 "a linear mixed model needs a numeric response"
             )
         return np.asarray(s, dtype=np.float64)
-    m = _SIMPLE_DIFF.match(response)
-    if m and m[1] in frame.columns and m[3] in frame.columns:  # `size - incidence`: no formulaic
-        a, b = frame[m[1]], frame[m[3]]
-        if all(pd.api.types.is_numeric_dtype(c) and not pd.api.types.is_bool_dtype(c)
-               for c in (a, b)):
-            a, b = a.to_numpy(np.float64), b.to_numpy(np.float64)
-            return a - b if m[2] == "-" else a + b
+    v = _simple_diff(response, frame)
+    if v is not None:
+        return v
     block = materialize(f"0 + {to_formulaic(response)}", frame, full_frame)
     kinds = categorical_levels(block.spec) if block.spec is not None else {}
     if block.matrix.shape[1] != 1 or kinds:
@@ -241,6 +253,9 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, *, glmm: bool
         raise DataError(f"the response {parsed.response!r} has non-finite values after "
                         "evaluation; check the transformation")
     fixed = materialize(parsed.fixed, frame, full)
+    # formula parts with the same terms (the fixed part and a slope term's "Days" = "1 + Days")
+    # are materialized once
+    blocks: dict[tuple, Block] = {part_key(parsed.fixed): fixed}
     _check_block_finite(fixed, "fixed-effect")
     _check_factor_levels(fixed, "fixed effects")
     from .rank import independent_columns
@@ -258,14 +273,14 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, *, glmm: bool
     X = np.ascontiguousarray(fixed.matrix[:, keep])
 
     # 4. random-effects terms
-    blocks: dict[str, Block] = {}
     terms, specs = [], []
     for t in parsed.random:
-        if t.lhs not in blocks:
-            blocks[t.lhs] = materialize(t.lhs, frame, full)
-            _check_block_finite(blocks[t.lhs], f"random-effects term ({t.label})")
-            _check_factor_levels(blocks[t.lhs], f"random-effects term ({t.label})")
-        block = blocks[t.lhs]
+        key = part_key(t.lhs)
+        if key not in blocks:
+            blocks[key] = materialize(t.lhs, frame, full)
+            _check_block_finite(blocks[key], f"random-effects term ({t.label})")
+            _check_factor_levels(blocks[key], f"random-effects term ({t.label})")
+        block = blocks[key]
         if block.matrix.shape[1] == 0:
             raise ModelError(f"random-effects term ({t.label}) has no columns; write (1 | "
                              f"{t.group}) for a random intercept")

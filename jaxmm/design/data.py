@@ -133,11 +133,39 @@ def find_column(data: pd.DataFrame, name: str, role: str) -> str:
     raise ColumnNotFoundError(f"column {name!r} not found{hint} (used as {role})")
 
 
+def _isna(series: pd.Series) -> np.ndarray | None:
+    """Missing-value mask of a column; None when it cannot hold missing values."""
+    dtype = series.dtype
+    if isinstance(dtype, np.dtype):
+        if dtype.kind == "f":
+            return np.isnan(series.to_numpy())
+        if dtype.kind in "iub":
+            return None
+    elif isinstance(dtype, pd.CategoricalDtype):
+        return series.array.codes < 0
+    return series.isna().to_numpy()
+
+
+def _as_float(series: pd.Series) -> np.ndarray:
+    """A numeric column as float64, missing values as NaN."""
+    if isinstance(series.dtype, np.dtype) and series.dtype.kind in "fiub":
+        return np.asarray(series.to_numpy(), dtype=np.float64)
+    return series.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
 def missing_mask(data: pd.DataFrame, columns: Iterable[str]) -> np.ndarray:
-    """Boolean (n,) mask of rows with a missing value (NA/NaN/None) in any column."""
+    """Boolean (n,) mask of rows with a missing value (NA/NaN/None) in any column.
+
+    Example:
+        >>> df = pd.DataFrame({"x": [1.0, None, 3.0], "g": ["a", "b", None]})
+        >>> missing_mask(df, ["x", "g"]).tolist()
+        [False, True, True]
+    """
     mask = np.zeros(len(data), dtype=bool)
     for col in columns:
-        mask |= data[col].isna().to_numpy()
+        na = _isna(data[col])
+        if na is not None:
+            mask |= na
     return mask
 
 
@@ -147,7 +175,10 @@ def check_finite(data: pd.DataFrame, columns: Iterable[str], rows: np.ndarray) -
         s = data[col]
         if is_factor_like(s) or not pd.api.types.is_numeric_dtype(s.dtype):
             continue
-        vals = s.to_numpy(dtype=np.float64, na_value=np.nan)[rows]
+        if isinstance(s.dtype, np.dtype) and s.dtype.kind in "iub":
+            continue  # integers and booleans are finite
+        vals = _as_float(s)
+        vals = vals[rows] if len(rows) != len(vals) else vals
         bad = int(np.isinf(vals).sum())
         if bad:
             raise DataError(
@@ -160,6 +191,14 @@ def to_factor(series: pd.Series, levels: Sequence[str] | None = None,
               ordered: bool = False) -> tuple[pd.Categorical, list[str]]:
     """A Categorical with R level labels; with ``levels``, values are matched to them
     and the labels not among them are returned as the second item."""
+    dtype = series.dtype
+    if levels is None and isinstance(dtype, pd.CategoricalDtype) and \
+            pd.api.types.is_string_dtype(dtype.categories.dtype) and \
+            not pd.api.types.is_object_dtype(dtype.categories.dtype):
+        # string levels are R's labels already: keep the Categorical, drop unused levels
+        cat = series.array
+        used = np.bincount(cat.codes[cat.codes >= 0], minlength=len(dtype.categories)) > 0
+        return (cat if used.all() else cat.remove_unused_categories()), []
     codes, labels, was_ordered = factor_codes(series)
     if levels is None:
         used = np.zeros(len(labels), dtype=bool)
@@ -212,7 +251,7 @@ def clean_frame(data: pd.DataFrame, columns: Sequence[str], rows: np.ndarray,
             if not pd.api.types.is_numeric_dtype(s.dtype):
                 raise DataError(f"column {col!r} has dtype {s.dtype}, which is neither numeric "
                                 "nor categorical; convert it to numbers or to a Categorical")
-            out[col] = s.to_numpy(dtype=np.float64, na_value=np.nan)
+            out[col] = _as_float(s)
             new_infos[col] = ColumnInfo(col, False)
     frame = pd.DataFrame(out, index=pd.RangeIndex(len(rows)), copy=False)
     return frame, (new_infos if infos is None else dict(infos))

@@ -53,6 +53,9 @@ def _check_known_levels(values: Any, metadata: Any, encoder_state: dict[str, Any
     known = encoder_state.get("categories")
     if known is None:
         return
+    cats = getattr(getattr(values, "dtype", None), "categories", None)
+    if cats is not None and set(cats.tolist()) <= set(known):
+        return  # a Categorical whose levels are all known (the usual case: cleaned data)
     try:
         seen = pd.unique(pd.Series(np.asarray(values, dtype=object).ravel()).dropna())
     except Exception:  # pragma: no cover - values formulaic cannot expose as an array

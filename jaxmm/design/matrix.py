@@ -26,7 +26,8 @@ from .materializer import RMaterializer
 from .naming import r_column_names
 from .transforms import CONTEXT
 
-__all__ = ["Block", "materialize", "rematerialize", "variable_order", "required_columns"]
+__all__ = ["Block", "materialize", "part_key", "rematerialize", "variable_order",
+           "required_columns"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,6 +119,20 @@ def _required_columns(rhs: str) -> tuple[str, ...]:
                     if name not in _CONSTANTS:
                         out.setdefault(name)
     return tuple(out)
+
+
+@lru_cache(maxsize=512)
+def part_key(rhs: str) -> tuple:
+    """Two formula parts with equal keys give the same model matrix on the same data:
+    formulaic's terms (``"Days"`` and ``"1 + Days"`` are the same) and R's variable order.
+
+    Example:
+        >>> part_key("Days") == part_key("1 + Days") != part_key("0 + Days")
+        True
+    """
+    if " ".join(rhs.split()) in ("1", "1 + 1"):
+        return ("1",)
+    return tuple(str(term) for term in _formula(rhs)), variable_order(rhs)
 
 
 def _run(rhs_or_spec: Any, frame: pd.DataFrame, order: tuple[str, ...]) -> Any:

@@ -148,6 +148,13 @@ def parse_formula(text: str) -> ParsedFormula:
     """
     if not isinstance(text, str):
         raise FormulaError(f"the formula must be a string like {_EXAMPLE}, got {type(text).__name__}")
+    return _parse(text)
+
+
+@lru_cache(maxsize=256)
+def _parse(text: str) -> ParsedFormula:
+    """:func:`parse_formula`, cached by the formula text (the result is immutable; errors are
+    raised again on each call since they are not cached)."""
     if not text.strip():
         raise FormulaError(f"the formula is empty; write it like {_EXAMPLE}")
     tokens = tokenize(text)

@@ -140,15 +140,30 @@ def check(res: GlmmFit, nagq: int, nt: int, grad_tol: float = 2e-3) -> GlmmOptSu
 
 # ----- host-driven fit: one compiled objective per model ------------------------------------
 @lru_cache(maxsize=64)
-def value_and_grad_fn(lay: GlmmLayout, nagq: int, beta_in_pirls: bool):
-    """Jitted ``(params, data, v0) -> (deviance, gradient, PirlsResult)`` (cached per layout)."""
+def _packed_vg_fn(lay: GlmmLayout, nagq: int, beta_in_pirls: bool):
+    """Jitted ``(params, data, v0) -> ([deviance, *gradient, converged], PirlsResult)``
+    (cached per layout): what the host loop reads each step comes back as one array."""
     f = deviance(lay, nagq, beta_in_pirls)
 
     def vg(params, data, v0):
         (val, aux), g = jax.value_and_grad(lambda p: f(p, data, v0), has_aux=True)(params)
-        return val, g, aux
+        head = jnp.concatenate([val[None], g, aux.converged.astype(g.dtype)[None]])
+        return head, aux
 
     return jax.jit(vg)
+
+
+@lru_cache(maxsize=64)
+def value_and_grad_fn(lay: GlmmLayout, nagq: int, beta_in_pirls: bool):
+    """``(params, data, v0) -> (deviance, gradient, PirlsResult)`` over the compiled
+    :func:`_packed_vg_fn` (the program a fit uses)."""
+    packed = _packed_vg_fn(lay, nagq, beta_in_pirls)
+
+    def vg(params, data, v0):
+        head, aux = packed(params, data, v0)
+        return head[0], head[1:-1], aux
+
+    return vg
 
 
 @lru_cache(maxsize=64)
@@ -180,9 +195,9 @@ class _Objective:
         if self._last is not None and np.array_equal(self._last[0], x):
             self.v, self.pirls = self._last[3], self._last[4]
             return self._last[1], self._last[2].copy()
-        val, g, aux = self.vg(jnp.asarray(x), self.data, self.v)
-        val, g, conv = jax.device_get((val, g, aux.converged))
-        val, g = float(val), np.asarray(g, dtype=float)
+        head, aux = self.vg(x, self.data, self.v)  # NumPy x: no separate transfer dispatch
+        head = np.asarray(head)
+        val, g, conv = float(head[0]), head[1:-1].copy(), head[-1] != 0
         self.n_eval += 1
         if np.isfinite(val) and bool(conv):
             self.v = aux.v
@@ -264,10 +279,10 @@ def run_glmm_fit(data: GlmmData, lay: GlmmLayout, theta0, beta0, nagq: int = 1,
     with compute():
         dj = jax.device_put(data)
         bip = nagq == 0
-        vg = value_and_grad_fn(lay, nagq, bip)
+        vg = _packed_vg_fn(lay, nagq, bip)
         x0 = np.asarray(theta0, float) if bip else np.concatenate([theta0, beta0])
-        v0 = jnp.concatenate([jnp.zeros(nu), jnp.asarray(beta0, jnp.float64)]) if bip \
-            else jnp.zeros(nu)
+        v0 = np.concatenate([np.zeros(nu), np.asarray(beta0, np.float64)]) if bip \
+            else np.zeros(nu)
         obj = _Objective(vg, dj, v0)
         sol = _lbfgs(obj, x0, maxiter, 1e-6, ftol=1e-9)
         n_iter = int(sol.nit)
@@ -294,14 +309,13 @@ def run_glmm_fit(data: GlmmData, lay: GlmmLayout, theta0, beta0, nagq: int = 1,
             u, beta = np.asarray(pr.v[:nu]), np.asarray(pr.v[nu:])
         else:
             u, beta = np.asarray(pr.v), x[nt:]
-        Fu, Fub = jax.device_get(finalize_fn(lay)(jnp.asarray(theta), jnp.asarray(beta),
-                                                   jnp.asarray(u), dj))
+        Fu, Fub, pr = jax.device_get((*finalize_fn(lay)(theta, np.asarray(beta, np.float64),
+                                                        u, dj), pr))
     status = 0 if sol.success else (2 if sol.nit >= maxiter else 1)
     stage = Solution(x=x, fun=np.asarray(fun), grad=np.asarray(g),
                      n_iter=np.asarray(n_iter), n_eval=np.asarray(obj.n_eval),
                      status=np.asarray(status))
-    res = GlmmFit(stage, stage, theta, beta, u, np.asarray(fun), g, H, bnd,
-                  jax.device_get(pr), Fu, Fub)
+    res = GlmmFit(stage, stage, theta, beta, u, np.asarray(fun), g, H, bnd, pr, Fu, Fub)
     opt = check(res, nagq, nt)
     opt.n_iter, opt.n_eval, opt.stage1_iter = n_iter, obj.n_eval, 0
     opt.optimizer = ("L-BFGS-B (scipy, no bounds) on the exact implicit gradient, then Newton "
@@ -319,7 +333,9 @@ def _normalize(obj: _Objective, x, lay: GlmmLayout, bip: bool):
     if np.any(signs < 0):
         x = x.copy()
         x[:nt] *= signs
-        obj.v = jnp.zeros_like(obj.v) if not bip else obj.v.at[:lay.nu].set(0.0)
+        v = np.array(obj.v, dtype=np.float64)  # the modes restart at 0 (beta kept in PIRLS)
+        v[: lay.nu if bip else v.size] = 0.0
+        obj.v = v
     return x
 
 

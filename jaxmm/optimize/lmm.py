@@ -114,6 +114,51 @@ def fit_program(
     )
 
 
+#: Results with at most this many numbers come back from the device as one packed array.
+PACK_MAX = 1 << 16
+_PACKED: dict[tuple, tuple] = {}  # static key -> (treedef, shapes, dtypes), set when traced
+
+
+def _pack_key(blocks: Blocks, layout: Layout, reml: bool, maxiter: int, exact: bool) -> tuple:
+    return (layout, reml, maxiter, exact,
+            tuple(np.shape(x) for x in jax.tree_util.tree_leaves(blocks)))
+
+
+@partial(jax.jit, static_argnames=("layout", "reml", "maxiter", "exact_hessian"))
+def _fit_packed(theta0, blocks: Blocks, layout: Layout, reml: bool, maxiter: int, gtol,
+                exact_hessian: bool) -> jnp.ndarray:
+    """:func:`fit_program` with every output in one float64 vector (one transfer instead of
+    one per leaf); the structure is recorded for :func:`_unpack` when this is traced."""
+    res = fit_program.__wrapped__(theta0, blocks, layout, reml, maxiter, gtol, exact_hessian)
+    leaves, treedef = jax.tree_util.tree_flatten(res)
+    _PACKED[_pack_key(blocks, layout, reml, maxiter, exact_hessian)] = (
+        treedef, tuple(x.shape for x in leaves), tuple(np.dtype(x.dtype) for x in leaves))
+    return jnp.concatenate([jnp.ravel(x).astype(jnp.float64) for x in leaves])
+
+
+def _unpack(flat: np.ndarray, key: tuple) -> FitResult:
+    treedef, shapes, dtypes = _PACKED[key]
+    out, at = [], 0
+    for shape, dtype in zip(shapes, dtypes):
+        size = int(np.prod(shape))
+        out.append(flat[at : at + size].reshape(shape).astype(dtype))  # ints/bools exact
+        at += size
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def _fit_host(th0: np.ndarray, blocks: Blocks, layout: Layout, reml: bool, maxiter: int,
+              gtol: float, exact: bool) -> FitResult:
+    """Run the fit and bring its result to the host (NumPy leaves); small models in one
+    packed transfer."""
+    r = layout.r
+    if r * r + layout.l1 * layout.q1 * (layout.q1 + layout.p + 1) < PACK_MAX:
+        key = _pack_key(blocks, layout, reml, maxiter, exact)
+        flat = _fit_packed(th0, blocks, layout, reml, maxiter, gtol, exact)
+        if key in _PACKED:
+            return _unpack(np.asarray(flat), key)
+    return jax.device_get(fit_program(th0, blocks, layout, reml, maxiter, gtol, exact))
+
+
 @dataclass
 class OptSummary:
     """What the optimizer did, as MixedModels.jl's OptSummary records it.
@@ -171,14 +216,13 @@ def check_convergence(res: FitResult, grad_tol: float = 2e-3) -> tuple[float, fl
 
 def run_fit(devfun: DevFun, theta0=None, *, maxiter: int = 1000, gtol: float = 1e-7) -> tuple[FitResult, OptSummary]:
     """Run :func:`fit_program` for one model; return its raw result and the summary."""
-    layout, blocks, reml = devfun.layout, devfun.blocks, devfun.reml
+    layout, blocks, reml = devfun.layout, devfun.host_blocks, devfun.reml
     th0 = default_theta0(layout) if theta0 is None else np.asarray(theta0, float)
     if th0.shape != (layout.n_theta,):
         raise ValueError(f"start must have {layout.n_theta} values (theta, lme4's order), got {th0.shape}")
     exact = layout.r < EXACT_HESSIAN_MAX_R
     with compute():
-        res = fit_program(jnp.asarray(th0), blocks, layout, reml, maxiter, gtol, exact)
-        res = jax.device_get(res)
+        res = _fit_host(th0, blocks, layout, reml, maxiter, gtol, exact)
     max_grad, min_eig, warnings = check_convergence(res)
     sol = res.solution
     opt = OptSummary(
