@@ -96,7 +96,7 @@ def partial_factor(theta: jnp.ndarray, blocks: Blocks, layout: Layout) -> Partia
     xx = Wflat.T @ Wflat  # (p+1, p+1)
     if blocks.el_row.shape[0]:
         zz = jnp.einsum("pcd,pcd->p", blocks.pair_v, C[blocks.pair_j])
-        zz = ops.segment_sum(zz, blocks.pair_t, num_segments=rz * r + 1)
+        zz = ops.segment_sum(zz, blocks.pair_t, num_segments=rz * r + 1, indices_are_sorted=True)
         v = jnp.einsum("ec,eca->ea", blocks.el_B, G[blocks.el_j])  # G_j' B_e
         xz = jnp.einsum("ea,eak->ek", v, Wxy[blocks.el_j])
         xz = ops.segment_sum(xz, blocks.el_row, num_segments=rz)  # (rz, p+1)

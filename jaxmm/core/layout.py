@@ -105,3 +105,14 @@ def with_response(blocks: Blocks, layout: Layout, C1y: jnp.ndarray, Ay: jnp.ndar
     A = blocks.A.at[-1, :].set(Ay).at[:, -1].set(Ay)
     return blocks._replace(C1=C1, A=A)
 
+
+
+def row_weights(layout: Layout, reml: bool, N: jnp.ndarray, dtype) -> jnp.ndarray:
+    """Weights of log L_ii^2 over the rest block: 1 on Z rows, REML on X rows, N on y."""
+    return jnp.concatenate(
+        [
+            jnp.ones(layout.rz, dtype),
+            jnp.full(layout.p, 1.0 if reml else 0.0, dtype),
+            jnp.reshape(N, (1,)).astype(dtype),
+        ]
+    )

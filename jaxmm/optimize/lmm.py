@@ -69,18 +69,17 @@ def normalize_signs(theta: jnp.ndarray, layout: Layout) -> jnp.ndarray:
     return theta * column_signs(theta, layout)
 
 
-def _value_grad_fd_hessian(fun, theta: jnp.ndarray):
-    """Value and exact gradient at ``theta``, and the Hessian by forward differences of the
-    exact gradient (steps scaled to each parameter, symmetrized).
+def _fd_hessian(fun, theta: jnp.ndarray, g: jnp.ndarray) -> jnp.ndarray:
+    """Hessian by forward differences of the exact gradient ``g`` at ``theta`` (steps
+    scaled to each parameter, symmetrized): n_theta more gradients.
 
-    The n_theta + 1 gradients run one after another (``lax.map``), not vmapped: two batched
-    LAPACK Choleskys running concurrently on XLA's CPU thread pool can deadlock it.
+    They run one after another (``lax.map``), not vmapped: two batched LAPACK Choleskys
+    running concurrently on XLA's CPU thread pool can deadlock it.
     """
     h = 1e-5 * jnp.maximum(jnp.abs(theta), 0.1)
-    points = jnp.concatenate([theta[None, :], theta[None, :] + jnp.diag(h)])
-    F, G = jax.lax.map(jax.value_and_grad(fun), points)
-    H = (G[1:] - G[0][None, :]) / h[:, None]
-    return F[0], G[0], 0.5 * (H + H.T)
+    G = jax.lax.map(jax.grad(fun), theta[None, :] + jnp.diag(h))
+    H = (G - g[None, :]) / h[:, None]
+    return 0.5 * (H + H.T)
 
 
 @partial(jax.jit, static_argnames=("layout", "reml", "maxiter", "exact_hessian"))
@@ -100,14 +99,11 @@ def fit_program(
     f_snap = jax.lax.cond(jnp.any(tiny), fun, lambda t: jnp.inf * jnp.ones((), t.dtype), snapped)
     accept = f_snap <= sol.fun + 1e-10 * jnp.maximum(1.0, jnp.abs(sol.fun))
     theta = jnp.where(accept, snapped, theta)
-    if exact_hessian:
-        # The criterion is even in each column's sign: flipping a column flips its gradient.
-        f, g = jax.lax.cond(
-            accept, jax.value_and_grad(fun), lambda t: (sol.fun, sol.grad * signs), theta
-        )
-        H = sequential_hessian(fun, theta)
-    else:
-        f, g, H = _value_grad_fd_hessian(fun, theta)
+    # The criterion is even in each column's sign: flipping a column flips its gradient.
+    f, g = jax.lax.cond(
+        accept, jax.value_and_grad(fun), lambda t: (sol.fun, sol.grad * signs), theta
+    )
+    H = sequential_hessian(fun, theta) if exact_hessian else _fd_hessian(fun, theta, g)
     return FitResult(
         solution=sol, theta=theta, fun=f, grad=g, hessian=H,
         boundary=tiny & accept, estimates=estimates(theta, blocks, layout),
