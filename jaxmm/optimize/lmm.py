@@ -27,6 +27,7 @@ from ..core.objective import objective, sequential_hessian
 from ..core.solve import Estimates, estimates
 from ..covariance import Unstructured, tril_colmajor
 from ..precision import compute
+from ..programs import run_cached
 from .lbfgs import STATUS_MESSAGES, Solution, minimize
 
 #: Dense blocks at least this large get the finite-difference-of-exact-gradient Hessian.
@@ -173,7 +174,11 @@ def run_fit(devfun: DevFun, theta0=None, *, maxiter: int = 1000, gtol: float = 1
         raise ValueError(f"start must have {layout.n_theta} values (theta, lme4's order), got {th0.shape}")
     exact = layout.r < EXACT_HESSIAN_MAX_R
     with compute():
-        res = fit_program(jnp.asarray(th0), blocks, layout, reml, maxiter, gtol, exact)
+        def program(th, b, tol):
+            return fit_program(th, b, layout, reml, maxiter, tol, exact)
+
+        res = run_cached("lmm.fit_program", program, (layout, reml, maxiter, exact),
+                         jax.device_put(np.asarray(th0, np.float64)), blocks, gtol)
         res = jax.device_get(res)
     max_grad, min_eig, warnings = check_convergence(res)
     sol = res.solution
