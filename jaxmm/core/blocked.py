@@ -106,9 +106,10 @@ def partial_factor(theta: jnp.ndarray, blocks: Blocks, layout: Layout) -> Partia
             zz = jnp.take(zz, a * (a + 1) // 2 + b)
             zz = jnp.concatenate([zz, jnp.zeros((rz, r - rz), zz.dtype)], axis=1)
             xz = jnp.tensordot(C[blocks.cls_j, 0, 0], blocks.cls_N, axes=1)  # (rz, p+1)
-        else:
+        else:  # pairs sorted by target
             zz = jnp.einsum("pcd,pcd->p", blocks.pair_v, C[blocks.pair_j])
-            zz = ops.segment_sum(zz, blocks.pair_t, num_segments=rz * r + 1)[: rz * r]
+            zz = ops.segment_sum(zz, blocks.pair_t, num_segments=rz * r + 1,
+                                 indices_are_sorted=True)[: rz * r]
             zz = zz.reshape(rz, r)
             v = jnp.einsum("ec,eca->ea", blocks.el_B, G[blocks.el_j])  # G_j' B_e
             xz = jnp.einsum("ea,eak->ek", v, Wxy[blocks.el_j])

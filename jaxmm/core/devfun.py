@@ -50,8 +50,11 @@ class DevFun:
     def blocks(self) -> Blocks:
         """The crossproduct blocks as float64 JAX arrays (converted once, on first use)."""
         if self._device is None:
+            # device_put, not jnp.asarray: the latter compiles a conversion program per
+            # array (0.3 s of a cold start).
             with x64(), jax.ensure_compile_time_eval():  # concrete even if first used in a trace
-                self._device = jax.tree_util.tree_map(jnp.asarray, self._host)
+                self._device = jax.tree_util.tree_map(
+                    lambda x: jax.device_put(np.asarray(x)), self._host)
         return self._device
 
     @property

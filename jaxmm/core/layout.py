@@ -130,3 +130,13 @@ def transform_xy(blocks: Blocks, C1, T):
         return blocks._replace(C1=C1, cls_N=blocks.cls_N @ T)
     return blocks._replace(C1=C1)
 
+
+def row_weights(layout: Layout, reml: bool, N: jnp.ndarray, dtype) -> jnp.ndarray:
+    """Weights of log L_ii^2 over the rest block: 1 on Z rows, REML on X rows, N on y."""
+    return jnp.concatenate(
+        [
+            jnp.ones(layout.rz, dtype),
+            jnp.full(layout.p, 1.0 if reml else 0.0, dtype),
+            jnp.reshape(N, (1,)).astype(dtype),
+        ]
+    )

@@ -19,20 +19,9 @@ import jax
 import jax.numpy as jnp
 
 from .blocked import partial_factor
-from .layout import Blocks, Layout
+from . import scalar
+from .layout import Blocks, Layout, row_weights
 from .logchol import weighted_logchol
-
-
-def row_weights(layout: Layout, reml: bool, N: jnp.ndarray, dtype) -> jnp.ndarray:
-    """Weights of log L_ii^2 over the rest block: 1 on Z rows, REML on X rows, N on y."""
-    w = jnp.concatenate(
-        [
-            jnp.ones(layout.rz, dtype),
-            jnp.full(layout.p, 1.0 if reml else 0.0, dtype),
-            jnp.reshape(N, (1,)).astype(dtype),
-        ]
-    )
-    return w
 
 
 def objective(theta: jnp.ndarray, blocks: Blocks, layout: Layout, reml: bool = True) -> jnp.ndarray:
@@ -49,6 +38,8 @@ def objective(theta: jnp.ndarray, blocks: Blocks, layout: Layout, reml: bool = T
         ...     print(bool(abs(g).max() < 1e-3))
         True
     """
+    if scalar.applies(layout) and not blocks.cls_j.shape[0]:  # closed-form gradient (pairs)
+        return scalar.objective(theta, blocks, layout, reml)
     part = partial_factor(theta, blocks, layout)
     N = blocks.n - (layout.p if reml else 0)
     w = row_weights(layout, reml, N, theta.dtype)

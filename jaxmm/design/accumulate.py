@@ -33,6 +33,7 @@ from .crossprod import (
     _pair_keys,
     add_rest_block,
     bucket,
+    bucket_dense,
     element_arrays,
     schur_arrays,
 )
@@ -61,10 +62,10 @@ class CrossAccumulator:
         l1 = bucket(n1, 4) if pad else n1
         rest, offset = [], 0
         for qk, nk in zip(self.qs[1:], self.nlevels[1:]):
-            nl = bucket(nk, 4) if pad else nk  # padded levels are inert
+            nl = bucket_dense(nk) if pad else nk  # padded levels are inert
             rest.append(RestTerm(q=qk, nlevels=nl, offset=offset))
             offset += nl * qk
-        rz = bucket(offset, 16) if pad else offset
+        rz = (bucket(offset, 16) if offset < 512 else bucket(offset, 64)) if pad else offset
         self.layout = Layout(q1=q1, l1=l1, rest=tuple(rest), rz=rz, p=p, qs=tuple(self.qs))
         r = self.layout.r
         self.D1 = np.zeros((l1, q1, q1))

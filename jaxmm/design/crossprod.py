@@ -46,6 +46,14 @@ def bucket(m: int, fine: int = 8) -> int:
     return -(-m // step) * step
 
 
+def bucket_dense(m: int) -> int:
+    """Padding of a dimension of the dense rest block: 1/4 steps for small sizes (shared
+    compiled code across similar small models), ~3 % steps from 512 rows up, where the
+    cubic cost of the dense factorization makes padding expensive (InstEval's 1,128 levels:
+    1,152 instead of 1,280, a third less work per Cholesky)."""
+    return bucket(m, 4) if m < 512 else bucket(m, 32)
+
+
 def _bincount_products(idx: np.ndarray, L: np.ndarray, R: np.ndarray, size: int) -> np.ndarray:
     """out[g, a, b] = sum over rows i with idx[i] == g of L[i, a] * R[i, b] (over all
     devices for big data, see :mod:`jaxmm.sharding`)."""
@@ -190,8 +198,20 @@ def pairs(el_row, el_j, el_B, el_blk, r, rz, pad, plan=None):
     a, b = order[a_pos], order[b_pos]
     t = el_row[a].astype(np.int64) * r + el_row[b]
     v = el_B[a][:, :, None] * el_B[b][:, None, :]
+    by_t = _order_by_target(el_row[a], el_row[b])
     P = bucket(total) if pad else total
-    return _pad(js[a_pos], P).astype(np.int32), _pad(v, P), _pad(t, P, rz * r)
+    return (_pad(js[a_pos][by_t], P).astype(np.int32), _pad(v[by_t], P),
+            _pad(t[by_t], P, rz * r))
+
+
+def _order_by_target(row_a: np.ndarray, row_b: np.ndarray) -> np.ndarray:
+    """Order of the pairs by target (row_a, row_b), so the update's segment sum runs over
+    sorted indices (2.5x faster on InstEval's 1.8 M pairs). Two stable 16-bit sorts, which
+    NumPy does by radix in linear time, instead of a comparison sort of the 64-bit keys."""
+    if row_a.size == 0 or max(int(row_a.max()), int(row_b.max())) >= 1 << 16:
+        return np.argsort(row_a.astype(np.int64) * (1 << 32) + row_b, kind="stable")
+    first = np.argsort(row_b.astype(np.uint16), kind="stable")
+    return first[np.argsort(row_a[first].astype(np.uint16), kind="stable")]
 
 
 def _pairs_message(total: int, q1: int, nz: int, nj: int, classes: str = "") -> str:

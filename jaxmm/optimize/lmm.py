@@ -27,6 +27,7 @@ from ..core.objective import objective, sequential_hessian
 from ..core.solve import Estimates, estimates
 from ..covariance import Unstructured, tril_colmajor
 from ..precision import compute
+from ..programs import run_cached
 from .lbfgs import STATUS_MESSAGES, Solution, minimize
 
 #: Dense blocks at least this large get the finite-difference-of-exact-gradient Hessian.
@@ -69,18 +70,17 @@ def normalize_signs(theta: jnp.ndarray, layout: Layout) -> jnp.ndarray:
     return theta * column_signs(theta, layout)
 
 
-def _value_grad_fd_hessian(fun, theta: jnp.ndarray):
-    """Value and exact gradient at ``theta``, and the Hessian by forward differences of the
-    exact gradient (steps scaled to each parameter, symmetrized).
+def _fd_hessian(fun, theta: jnp.ndarray, g: jnp.ndarray) -> jnp.ndarray:
+    """Hessian by forward differences of the exact gradient ``g`` at ``theta`` (steps
+    scaled to each parameter, symmetrized): n_theta more gradients.
 
-    The n_theta + 1 gradients run one after another (``lax.map``), not vmapped: two batched
-    LAPACK Choleskys running concurrently on XLA's CPU thread pool can deadlock it.
+    They run one after another (``lax.map``), not vmapped: two batched LAPACK Choleskys
+    running concurrently on XLA's CPU thread pool can deadlock it.
     """
     h = 1e-5 * jnp.maximum(jnp.abs(theta), 0.1)
-    points = jnp.concatenate([theta[None, :], theta[None, :] + jnp.diag(h)])
-    F, G = jax.lax.map(jax.value_and_grad(fun), points)
-    H = (G[1:] - G[0][None, :]) / h[:, None]
-    return F[0], G[0], 0.5 * (H + H.T)
+    G = jax.lax.map(jax.grad(fun), theta[None, :] + jnp.diag(h))
+    H = (G - g[None, :]) / h[:, None]
+    return 0.5 * (H + H.T)
 
 
 @partial(jax.jit, static_argnames=("layout", "reml", "maxiter", "exact_hessian"))
@@ -100,63 +100,15 @@ def fit_program(
     f_snap = jax.lax.cond(jnp.any(tiny), fun, lambda t: jnp.inf * jnp.ones((), t.dtype), snapped)
     accept = f_snap <= sol.fun + 1e-10 * jnp.maximum(1.0, jnp.abs(sol.fun))
     theta = jnp.where(accept, snapped, theta)
-    if exact_hessian:
-        # The criterion is even in each column's sign: flipping a column flips its gradient.
-        f, g = jax.lax.cond(
-            accept, jax.value_and_grad(fun), lambda t: (sol.fun, sol.grad * signs), theta
-        )
-        H = sequential_hessian(fun, theta)
-    else:
-        f, g, H = _value_grad_fd_hessian(fun, theta)
+    # The criterion is even in each column's sign: flipping a column flips its gradient.
+    f, g = jax.lax.cond(
+        accept, jax.value_and_grad(fun), lambda t: (sol.fun, sol.grad * signs), theta
+    )
+    H = sequential_hessian(fun, theta) if exact_hessian else _fd_hessian(fun, theta, g)
     return FitResult(
         solution=sol, theta=theta, fun=f, grad=g, hessian=H,
         boundary=tiny & accept, estimates=estimates(theta, blocks, layout),
     )
-
-
-#: Results with at most this many numbers come back from the device as one packed array.
-PACK_MAX = 1 << 16
-_PACKED: dict[tuple, tuple] = {}  # static key -> (treedef, shapes, dtypes), set when traced
-
-
-def _pack_key(blocks: Blocks, layout: Layout, reml: bool, maxiter: int, exact: bool) -> tuple:
-    return (layout, reml, maxiter, exact,
-            tuple(np.shape(x) for x in jax.tree_util.tree_leaves(blocks)))
-
-
-@partial(jax.jit, static_argnames=("layout", "reml", "maxiter", "exact_hessian"))
-def _fit_packed(theta0, blocks: Blocks, layout: Layout, reml: bool, maxiter: int, gtol,
-                exact_hessian: bool) -> jnp.ndarray:
-    """:func:`fit_program` with every output in one float64 vector (one transfer instead of
-    one per leaf); the structure is recorded for :func:`_unpack` when this is traced."""
-    res = fit_program.__wrapped__(theta0, blocks, layout, reml, maxiter, gtol, exact_hessian)
-    leaves, treedef = jax.tree_util.tree_flatten(res)
-    _PACKED[_pack_key(blocks, layout, reml, maxiter, exact_hessian)] = (
-        treedef, tuple(x.shape for x in leaves), tuple(np.dtype(x.dtype) for x in leaves))
-    return jnp.concatenate([jnp.ravel(x).astype(jnp.float64) for x in leaves])
-
-
-def _unpack(flat: np.ndarray, key: tuple) -> FitResult:
-    treedef, shapes, dtypes = _PACKED[key]
-    out, at = [], 0
-    for shape, dtype in zip(shapes, dtypes):
-        size = int(np.prod(shape))
-        out.append(flat[at : at + size].reshape(shape).astype(dtype))  # ints/bools exact
-        at += size
-    return jax.tree_util.tree_unflatten(treedef, out)
-
-
-def _fit_host(th0: np.ndarray, blocks: Blocks, layout: Layout, reml: bool, maxiter: int,
-              gtol: float, exact: bool) -> FitResult:
-    """Run the fit and bring its result to the host (NumPy leaves); small models in one
-    packed transfer."""
-    r = layout.r
-    if r * r + layout.l1 * layout.q1 * (layout.q1 + layout.p + 1) < PACK_MAX:
-        key = _pack_key(blocks, layout, reml, maxiter, exact)
-        flat = _fit_packed(th0, blocks, layout, reml, maxiter, gtol, exact)
-        if key in _PACKED:
-            return _unpack(np.asarray(flat), key)
-    return jax.device_get(fit_program(th0, blocks, layout, reml, maxiter, gtol, exact))
 
 
 @dataclass
@@ -222,7 +174,11 @@ def run_fit(devfun: DevFun, theta0=None, *, maxiter: int = 1000, gtol: float = 1
         raise ValueError(f"start must have {layout.n_theta} values (theta, lme4's order), got {th0.shape}")
     exact = layout.r < EXACT_HESSIAN_MAX_R
     with compute():
-        res = _fit_host(th0, blocks, layout, reml, maxiter, gtol, exact)
+        def program(th, b, tol):
+            return fit_program(th, b, layout, reml, maxiter, tol, exact)
+
+        res = run_cached("lmm.fit_program", program, (layout, reml, maxiter, exact),
+                         np.asarray(th0, np.float64), blocks, gtol, to_host=True)
     max_grad, min_eig, warnings = check_convergence(res)
     sol = res.solution
     opt = OptSummary(

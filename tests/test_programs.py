@@ -1,0 +1,68 @@
+"""The on-disk cache of exported programs (jaxmm.programs): stored once, loaded by a later
+call without tracing, keyed so that changed code or shapes never reuse a stale program."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxmm
+from jaxmm import programs
+
+
+@pytest.fixture()
+def fresh_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("JAXMM_NO_COMPILATION_CACHE", raising=False)
+    monkeypatch.setattr(programs, "_loaded", {})
+    return tmp_path / "jaxmm" / "export"
+
+
+def test_stored_then_loaded_without_tracing(fresh_cache, monkeypatch):
+    calls = []
+
+    @jax.jit
+    def f(x):
+        calls.append(1)  # runs only while tracing
+        return jnp.sum(x**2)
+
+    x = jnp.arange(4.0)
+    assert float(programs.run_cached("test.f", f, (), x)) == 14.0
+    assert len(list(fresh_cache.glob("*.jaxexport"))) == 1
+    monkeypatch.setattr(programs, "_loaded", {})  # a new process, as far as the cache knows
+    calls.clear()
+    monkeypatch.setattr(jax.export, "export", lambda *a, **k: pytest.fail("re-exported"))
+    assert float(programs.run_cached("test.f", f, (), x + 1)) == 30.0
+    assert calls == []
+
+
+def test_key_depends_on_static_shapes_and_source(monkeypatch):
+    x = np.zeros(3)
+    k = programs.program_key("p", (1,), (x,))
+    assert k != programs.program_key("p", (1,), (np.zeros(4),))
+    assert k != programs.program_key("p", (1,), (np.zeros(3, np.int32),))
+    assert k != programs.program_key("q", (1,), (x,))
+    monkeypatch.setattr(programs, "_source_hash", "edited")
+    assert k != programs.program_key("p", (1,), (x,))
+
+
+def test_corrupt_file_falls_back(fresh_cache):
+    f = jax.jit(lambda x: x * 2.0)
+    x = jnp.ones(2)
+    key = programs.program_key("test.g", (), (x,))
+    fresh_cache.mkdir(parents=True)
+    (fresh_cache / f"{key}.jaxexport").write_bytes(b"not a program")
+    np.testing.assert_allclose(programs.run_cached("test.g", f, (), x), [2.0, 2.0])
+    assert not (fresh_cache / f"{key}.jaxexport").exists()
+
+
+def test_lmer_through_the_stored_program_matches(fresh_cache, monkeypatch):
+    data = jaxmm.datasets.load("sleepstudy")
+    a = jaxmm.lmer("Reaction ~ Days + (Days|Subject)", data)
+    monkeypatch.setattr(programs, "_loaded", {})
+    b = jaxmm.lmer("Reaction ~ Days + (Days|Subject)", data)
+    assert len(list(fresh_cache.glob("*.jaxexport"))) == 1
+    assert a.opt.fmin == b.opt.fmin
+    np.testing.assert_array_equal(a.theta_vector, b.theta_vector)
