@@ -159,6 +159,17 @@ def _pack(tree) -> jax.Array:
     return jax.numpy.concatenate([jax.numpy.ravel(x).astype(jax.numpy.float64) for x in leaves])
 
 
+#: Stored programs kept per directory (each edit of jaxmm's source makes new ones).
+MAX_FILES = 200
+
+
+def _prune(directory: Path) -> None:
+    """Delete the least recently written programs beyond :data:`MAX_FILES`."""
+    files = sorted(directory.glob("*.jaxexport"), key=lambda p: p.stat().st_mtime)
+    for old in files[: max(0, len(files) - MAX_FILES)]:
+        old.unlink(missing_ok=True)
+
+
 def _load_or_export(path: Path, fun: Callable, args: tuple):
     """The exported program for ``fun`` at these arguments, read from ``path`` or made and
     written there; None when that fails (the caller then runs ``fun`` itself)."""
@@ -173,6 +184,7 @@ def _load_or_export(path: Path, fun: Callable, args: tuple):
         with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as tmp:
             tmp.write(data)
         os.replace(tmp.name, path)
+        _prune(path.parent)
         return exported
     except Exception:  # noqa: BLE001 - any failure: the plain jit path, same results
         try:

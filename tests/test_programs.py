@@ -66,3 +66,10 @@ def test_lmer_through_the_stored_program_matches(fresh_cache, monkeypatch):
     assert len(list(fresh_cache.glob("*.jaxexport"))) == 1
     assert a.opt.fmin == b.opt.fmin
     np.testing.assert_array_equal(a.theta_vector, b.theta_vector)
+
+
+def test_old_programs_pruned(fresh_cache, monkeypatch):
+    monkeypatch.setattr(programs, "MAX_FILES", 2)
+    for n in range(4):
+        programs.run_cached(f"test.prune{n}", jax.jit(lambda x: x + 1.0), (), jnp.ones(n + 1))
+    assert len(list(fresh_cache.glob("*.jaxexport"))) == 2
