@@ -47,7 +47,8 @@ def _unknown_option(err: Exception) -> bool:
 def batch_jit(fun: Callable, static_argnames: tuple[str, ...] = ()) -> Callable:
     """``jax.jit(fun, static_argnames=...)``, compiled with :data:`CPU_OPTIONS` when the
     default backend is the CPU (plain ``jax.jit`` elsewhere, or where this jaxlib rejects
-    an option). The result is called like ``fun``; ``.lower`` lowers the variant in use.
+    an option). The result is called like ``fun``; ``.trace`` and ``.lower`` act on the variant in
+    use.
 
     Example:
         >>> import jax.numpy as jnp
@@ -79,4 +80,5 @@ def batch_jit(fun: Callable, static_argnames: tuple[str, ...] = ()) -> Callable:
             return plain(*args, **kwargs)
 
     call.lower = lambda *a, **k: pick().lower(*a, **k)  # type: ignore[attr-defined]
+    call.trace = lambda *a, **k: pick().trace(*a, **k)  # type: ignore[attr-defined]
     return call
