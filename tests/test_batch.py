@@ -276,7 +276,7 @@ def test_batch_jit_falls_back_when_an_xla_option_is_unknown(monkeypatch):
     unknown one means XLA's defaults, same results; other errors still raise."""
     import jax.numpy as jnp
 
-    import jaxmm.batch.compiled as compiled
+    from jaxmm.batch import compiled
 
     monkeypatch.setattr(compiled, "CPU_OPTIONS", {"xla_jaxmm_no_such_option": True})
     f = compiled.batch_jit(lambda x, k: x * k, static_argnames=("k",))
