@@ -269,3 +269,19 @@ def test_sequential_lanes_for_large_blocks(monkeypatch):
     b = m.bootstrap(6, seed=8, progress=False).table.iloc[:5]  # another shape: a fresh trace
     assert np.allclose(a["objective"], b["objective"], rtol=1e-10)
     assert np.allclose(a["(Intercept)"], b["(Intercept)"], rtol=1e-8)
+
+
+def test_batch_jit_falls_back_when_an_xla_option_is_unknown(monkeypatch):
+    """The batched programs' XLA options are debug options that jaxlib may rename: an
+    unknown one means XLA's defaults, same results; other errors still raise."""
+    import jax.numpy as jnp
+
+    from jaxmm.batch import compiled
+
+    monkeypatch.setattr(compiled, "CPU_OPTIONS", {"xla_jaxmm_no_such_option": True})
+    f = compiled.batch_jit(lambda x, k: x * k, static_argnames=("k",))
+    with jaxmm.x64():
+        assert float(f(jnp.ones(3), k=2).sum()) == 6.0
+        assert float(f(jnp.ones(4), k=3).sum()) == 12.0
+        with pytest.raises(TypeError):
+            f(jnp.ones(3), 1, 2, 3)

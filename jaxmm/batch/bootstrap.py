@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ModelError
-from ..precision import compute
+from ..precision import compute, enable_compilation_cache
 from .chunks import run_chunks
 from .fit import REPLICATE_MAXITER, bootstrap_program, start_theta
 from .intervals import normal_interval, pct_label, percentile_interval, shortest_interval
@@ -138,6 +138,7 @@ def bootstrap(model, nsim: int = 1000, seed=None, *, use_u: bool = False,
     from ..results.guards import require_lmm
 
     require_lmm(model, "bootstrap")
+    enable_compilation_cache()  # a model loaded from disk has not passed through lmer()
     nsim = check_nsim(nsim)
     key, used_seed = base_key(seed)
     sim, nlev = sim_model(model, use_u)

@@ -23,6 +23,7 @@ from ..core.layout import Blocks, Layout, with_response
 from ..core.logchol import LEAF
 from ..core.solve import estimates
 from ..optimize.lmm import SINGULAR_TOL, column_signs, diag_mask
+from .compiled import batch_jit
 from .lane import lane_objective, lbfgs
 from .responses import ResponseMap, batch_crossproducts
 from .simulate import SimModel, simulate_batch
@@ -116,13 +117,13 @@ def fit_responses(theta0, Y, blocks: Blocks, rmap: ResponseMap, layout: Layout, 
 _STATIC = ("layout", "reml", "maxiter", "nlevels")
 
 
-@partial(jax.jit, static_argnames=("layout", "reml", "maxiter"))
+@partial(batch_jit, static_argnames=("layout", "reml", "maxiter"))
 def fit_many_program(theta0, Y, blocks, rmap, layout, reml, maxiter, gtol) -> LaneFit:
     """Jit-compiled :func:`fit_responses`."""
     return fit_responses(theta0, Y, blocks, rmap, layout, reml, maxiter, gtol)
 
 
-@partial(jax.jit, static_argnames=_STATIC)
+@partial(batch_jit, static_argnames=_STATIC)
 def bootstrap_program(key, idx, sim: SimModel, nlevels, theta0, blocks, layout, reml,
                       maxiter, gtol) -> LaneFit:
     """Simulate the replicates numbered ``idx`` and fit each: one compiled program."""

@@ -23,15 +23,22 @@ import jax
 import jax.numpy as jnp
 from jax import ops
 
-from ..covariance import tril_colmajor
 from . import small
 from .layout import Blocks, Layout, split_theta
 
 
 def T_of(theta_k: jnp.ndarray, q: int) -> jnp.ndarray:
-    """Lower-triangular relative factor from one term's theta (lme4's column-major order)."""
-    rows, cols = tril_colmajor(q)
-    return jnp.zeros((q, q), dtype=theta_k.dtype).at[rows, cols].set(theta_k)
+    """Lower-triangular relative factor from one term's theta (lme4's column-major order).
+
+    Built column by column from slices (not a scatter: XLA's CPU backend turns a scatter,
+    and the scatter of its derivative, into loops of their own, which cost compile time in
+    every program that differentiates the criterion)."""
+    cols, start = [], 0
+    for j in range(q):
+        col = theta_k[start : start + q - j]
+        start += q - j
+        cols.append(jnp.concatenate([jnp.zeros(j, theta_k.dtype), col]) if j else col)
+    return jnp.stack(cols, axis=1)
 
 
 class Partial(NamedTuple):
