@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import jaxmm
 from jaxmm import datasets
 from jaxmm.design import Design, DesignSpec, TermDesign, build_design, contr_poly
 from jaxmm.errors import (
@@ -337,3 +338,18 @@ def test_spec_new_levels() -> None:
         hr.spec.fixed_matrix(new)
     with pytest.raises(ColumnNotFoundError, match="'Time'"):
         hr.spec.fixed_matrix(new.drop(columns="Time"))
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_pairs_are_sorted_by_target(stream):
+    """partial_factor's segment sum declares its indices sorted: every constructor of the
+    pair arrays must sort them by target (in memory and streamed)."""
+    data = jaxmm.datasets.load("InstEval").iloc[:20000]
+    formula = "y ~ 1 + service + (1|s) + (1|d) + (1|dept:service)"
+    if stream:
+        chunks = (data.iloc[i : i + 5000] for i in range(0, len(data), 5000))
+        blocks = jaxmm.lmer(formula, chunks).devfun.blocks
+    else:
+        blocks = jaxmm.mk_devfun(jaxmm.lformula(formula, data)).blocks
+    t = np.asarray(blocks.pair_t)
+    assert t.size > 1000 and np.all(np.diff(t) >= 0)

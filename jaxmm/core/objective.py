@@ -19,7 +19,6 @@ import jax
 import jax.numpy as jnp
 
 from .blocked import partial_factor
-from . import scalar
 from .layout import Blocks, Layout, row_weights
 from .logchol import weighted_logchol
 
@@ -38,8 +37,6 @@ def objective(theta: jnp.ndarray, blocks: Blocks, layout: Layout, reml: bool = T
         ...     print(bool(abs(g).max() < 1e-3))
         True
     """
-    if scalar.applies(layout) and not blocks.cls_j.shape[0]:  # closed-form gradient (pairs)
-        return scalar.objective(theta, blocks, layout, reml)
     part = partial_factor(theta, blocks, layout)
     N = blocks.n - (layout.p if reml else 0)
     w = row_weights(layout, reml, N, theta.dtype)
