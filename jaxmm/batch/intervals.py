@@ -18,7 +18,9 @@ Example:
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import norm
+from .._lazy import lazy_module
+
+stats = lazy_module("scipy.stats")  # imported on first use (0.5 s)
 
 
 def _order_stat(sorted_t: np.ndarray, k: float) -> float:
@@ -31,7 +33,7 @@ def _order_stat(sorted_t: np.ndarray, k: float) -> float:
     if lo >= R:
         return float(sorted_t[-1])
     # interpolate between order statistics lo and lo+1 on the normal quantile scale
-    z = norm.ppf([lo / (R + 1), (lo + 1) / (R + 1), k / (R + 1)])
+    z = stats.norm.ppf([lo / (R + 1), (lo + 1) / (R + 1), k / (R + 1)])
     w = (z[2] - z[0]) / (z[1] - z[0])
     return float(sorted_t[lo - 1] + w * (sorted_t[lo] - sorted_t[lo - 1]))
 
@@ -62,7 +64,7 @@ def normal_interval(t: np.ndarray, level: float, t0: float) -> tuple[float, floa
     s = t[np.isfinite(t)]
     if s.size < 2 or not np.isfinite(t0):
         return (np.nan, np.nan)
-    z = norm.ppf(0.5 + level / 2.0)
+    z = stats.norm.ppf(0.5 + level / 2.0)
     center = 2.0 * t0 - s.mean()
     half = z * s.std(ddof=1)
     return float(center - half), float(center + half)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from .._lazy import lazy_module
 
 from ..errors import ModelError
+
+stats = lazy_module("scipy.stats")  # imported on first use (0.5 s)
 
 METHODS = {"profile": "profile", "wald": "Wald", "boot": "boot"}
 

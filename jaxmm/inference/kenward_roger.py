@@ -30,12 +30,14 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from .._lazy import lazy_module
 
 from ..errors import ModelError
 from ..precision import compute
 from . import _kr_qspace
 from ._kr_qspace import selector_pairs
+
+stats = lazy_module("scipy.stats")  # imported on first use (0.5 s)
 
 __all__ = ["KRState", "KRTTest", "KRFTest", "kr_state", "kr_contrast", "kr_coef_table"]
 

@@ -6,11 +6,13 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from .._lazy import lazy_module
 
 from ..errors import DataError, JaxmmWarning, ModelError
 from ..results.summary import rows_kept
 from .table import AnovaTable, with_heading
+
+stats = lazy_module("scipy.stats")  # imported on first use (0.5 s)
 
 LRT_COLUMNS = ["npar", "AIC", "BIC", "logLik", "deviance", "Chisq", "Df", "Pr(>Chisq)"]
 

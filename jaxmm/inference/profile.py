@@ -29,11 +29,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from scipy.stats import chi2, norm
+from .._lazy import lazy_module
 
 from ..errors import ModelError
 from ..precision import compute
 from .profile_root import Profiler
+
+stats = lazy_module("scipy.stats")  # imported on first use (0.5 s)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..results.lmm import LinearMixedModel
@@ -121,7 +123,7 @@ class Profile:
                       5 %    95 %
             sigma  39.732  64.069
         """
-        zq = norm.ppf(0.5 + _check_level(level) / 2.0)
+        zq = stats.norm.ppf(0.5 + _check_level(level) / 2.0)
         with compute():
             return self._confint(zq, level)
 
@@ -195,7 +197,7 @@ def profile(fit: LinearMixedModel, which=None, alphamax: float = 0.01, maxpts: i
         raise ModelError(f"alphamax must be between 0 and 1, got {alphamax}")
     if int(maxpts) < 2:
         raise ModelError(f"maxpts must be at least 2, got {maxpts}")
-    cutoff = math.sqrt(chi2.ppf(1.0 - alphamax, len(P.specs)))
+    cutoff = math.sqrt(stats.chi2.ppf(1.0 - alphamax, len(P.specs)))
     delta = cutoff / 8.0 if delta is None else float(delta)
     points = {}
     with compute():
@@ -221,7 +223,7 @@ def confint_profile(fit: LinearMixedModel, level: float = 0.95, which: Sequence 
                2.5 %  97.5 %
         Days   8.887  12.048
     """
-    zq = norm.ppf(0.5 + _check_level(level) / 2.0)
+    zq = stats.norm.ppf(0.5 + _check_level(level) / 2.0)
     with compute():
         P = Profiler(fit)
         ks = _which(P, which)

@@ -13,9 +13,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from scipy import stats
+from .._lazy import lazy_module
 
 from .varpar import VarPar
+
+stats = lazy_module("scipy.stats")  # imported on first use (0.5 s)
 
 EPS = np.sqrt(np.finfo(float).eps)
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
+from .._lazy import lazy_module
 
 from ._mpl import grid
+
+stats = lazy_module("scipy.stats")  # imported on first use (0.5 s)
 
 
 def caterpillar(fit, level: float = 0.95, groups=None, ncols: int = 3):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
+from .._lazy import lazy_module
 
 from ..errors import ModelError
 from ._mpl import grid
+
+stats = lazy_module("scipy.stats")  # imported on first use (0.5 s)
 
 
 def profile_zeta(profile, level: float = 0.95, ncols: int = 3):

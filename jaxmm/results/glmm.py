@@ -9,13 +9,15 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import scipy.linalg as sl
-from scipy import stats
+from .._lazy import lazy_module
 
 from ..errors import ConvergenceWarning, DataError, SingularFitWarning
 from ..precision import compute
 from .common import FitBasics
 from .glmm_workflow import GlmmWorkflowMethods
 from .varcorr import varcorr_frame
+
+stats = lazy_module("scipy.stats")  # imported on first use (0.5 s)
 
 RESIDUAL_TYPES = ("deviance", "pearson", "response", "working")
 
