@@ -31,7 +31,6 @@ import numpy as np
 from ..core.layout import Blocks, Layout
 from ..core.solve import estimates
 from ..errors import ConvergenceWarning
-from ..optimize.lmm import EXACT_HESSIAN_MAX_R
 from ..precision import compute
 
 EIGEN_TOL = 1e-8  # lmerTest's tolerance on the Hessian's eigenvalues
@@ -104,8 +103,8 @@ def varpar(fit) -> VarPar:
             pwrss_and_vcov_jacobian(jnp.asarray(theta, jnp.float64), blocks, layout)
         )
     Hf = fit.opt.hessian
-    if Hf is None or (fit.opt.hessian_method != "autodiff" and layout.r < EXACT_HESSIAN_MAX_R):
-        Hf = fit.devfun.hessian(theta)  # exact where affordable (the fit may have used FD)
+    if Hf is None:
+        Hf = fit.devfun.hessian(theta)
     Hf = np.asarray(Hf, float)
     b, M, db, dM = float(b), np.asarray(M), np.asarray(db), np.asarray(dM)
     nu = fit.nobs - (fit.p if fit.reml else 0)
