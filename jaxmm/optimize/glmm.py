@@ -35,6 +35,7 @@ from ..core.pirls import (
 from ..covariance import Unstructured, tril_colmajor
 from ..precision import compute
 from .lbfgs import STATUS_MESSAGES, Solution
+from .lmm import OptSummary
 
 SINGULAR_TOL = 1e-4
 #: A Newton step predicted to lower the deviance by less than this keeps the Hessian.
@@ -75,27 +76,17 @@ def _diag_mask(lay: GlmmLayout) -> np.ndarray:
 
 
 @dataclass
-class GlmmOptSummary:
-    """What the optimizer did (both stages)."""
+class GlmmOptSummary(OptSummary):
+    """What the optimizer did: :class:`~jaxmm.optimize.lmm.OptSummary`'s fields plus the
+    fixed effects (optimized jointly with theta unless ``nagq == 0``), ``nagq`` and the
+    PIRLS iterations."""
 
-    theta0: np.ndarray
-    beta0: np.ndarray
-    theta: np.ndarray
-    beta: np.ndarray
-    fmin: float
-    nagq: int
-    n_iter: int
-    n_eval: int
-    status: int
-    message: str
-    max_grad: float
-    hessian_min_eig: float
-    converged: bool
+    beta0: np.ndarray = field(kw_only=True)
+    beta: np.ndarray = field(kw_only=True)
+    nagq: int = field(kw_only=True)
     stage1_iter: int = 0
     pirls_iter: int = 0
-    boundary: list[int] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    hessian: np.ndarray | None = None
+    hessian_method: str = "forward differences of the exact gradient"
     optimizer: str = "L-BFGS (optax): stage 1 theta (beta in PIRLS), stage 2 (theta, beta)"
 
 

@@ -177,3 +177,27 @@ class FitBasics:
             174
         """
         return self.nobs - self.dof
+
+    # ----- conditional modes ---------------------------------------------------------------
+    def ranef(self, condvar: bool = True) -> pd.DataFrame:
+        """Conditional modes as ``as.data.frame(ranef(m, condVar=TRUE))``:
+        grpvar, term, grp, condval, condsd (one row per level and column of each term;
+        ``_modes`` and ``_condcov`` come from each model class).
+
+        Example:
+            >>> m.ranef().head(2).round(3)
+                grpvar         term  grp  condval  condsd
+            0  Subject  (Intercept)  308    2.259  12.071
+            1  Subject  (Intercept)  309  -40.399  12.071
+        """
+        frames = []
+        for k, t in enumerate(self.terms):
+            b = self._modes[k]
+            sd = np.sqrt(np.einsum("jcc->jc", self._condcov[k])) if condvar else None
+            for c, cname in enumerate(t.cnames):
+                frames.append(pd.DataFrame({
+                    "grpvar": t.group, "term": cname, "grp": list(t.levels),
+                    "condval": b[:, c],
+                    **({"condsd": sd[:, c]} if condvar else {}),
+                }))
+        return pd.concat(frames, ignore_index=True)

@@ -268,27 +268,6 @@ class GeneralizedLinearMixedModel(FitBasics, GlmmWorkflowMethods):
                 s += t.nlevels * t.q
         return out
 
-    def ranef(self, condvar: bool = True) -> pd.DataFrame:
-        """Conditional modes as ``as.data.frame(ranef(m, condVar=TRUE))``:
-        grpvar, term, grp, condval, condsd.
-
-        Example:
-            >>> g.ranef().head(2).round(3)
-              grpvar         term grp  condval  condsd
-            0   herd  (Intercept)   1    0.590   0.348
-            1   herd  (Intercept)   2   -0.299   0.366
-        """
-        frames = []
-        for k, t in enumerate(self.terms):
-            b = self._modes[k]
-            sd = np.sqrt(np.einsum("jcc->jc", self._condcov[k])) if condvar else None
-            for c, cname in enumerate(t.cnames):
-                frames.append(pd.DataFrame({
-                    "grpvar": t.group, "term": cname, "grp": list(t.levels), "condval": b[:, c],
-                    **({"condsd": sd[:, c]} if condvar else {}),
-                }))
-        return pd.concat(frames, ignore_index=True)
-
     # ----- display -----------------------------------------------------------------------
     def summary(self) -> str:
         """lme4's ``summary(glmerMod)`` as text.
