@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 
 import jaxmm
+import jaxmm.results.persist  # noqa: F401  (submodules the tests call through the package)
+import jaxmm.results.tidy  # noqa: F401
 from conftest import fitted
 
 

@@ -180,6 +180,13 @@ class PirlsResult(NamedTuple):
     n_iter: jnp.ndarray
     converged: jnp.ndarray
 
+    @staticmethod
+    def zeros(v0) -> "PirlsResult":
+        """A placeholder of :func:`pirls`'s output types (a skipped branch's result)."""
+        z = jnp.zeros((), jnp.result_type(v0))
+        return PirlsResult(jnp.zeros_like(v0), z, z, jnp.zeros((), int),
+                           jnp.zeros((), bool))
+
 
 def unpack(v, beta, lay: GlmmLayout, with_beta: bool):
     return (v[: lay.nu], v[lay.nu :]) if with_beta else (v, beta)

@@ -40,6 +40,8 @@ from .lmm import OptSummary
 SINGULAR_TOL = 1e-4
 #: A Newton step predicted to lower the deviance by less than this keeps the Hessian.
 REUSE_HESSIAN = 1e-4
+#: Data up to this size are passed to the compiled calls as NumPy arrays.
+SMALL_DATA_BYTES = 1 << 20
 
 
 class GlmmFit(NamedTuple):
@@ -132,16 +134,39 @@ def check(res: GlmmFit, nagq: int, nt: int, grad_tol: float = 2e-3) -> GlmmOptSu
 # ----- host-driven fit: one compiled objective per model ------------------------------------
 @lru_cache(maxsize=64)
 def _packed_vg_fn(lay: GlmmLayout, nagq: int, beta_in_pirls: bool):
-    """Jitted ``(params, data, v0) -> ([deviance, *gradient, converged], PirlsResult)``
-    (cached per layout): what the host loop reads each step comes back as one array."""
+    """Jitted ``(points, count, data, v0) -> (heads, PirlsResult at points[0])`` (cached per
+    layout): ``heads[i] = [deviance, *gradient, converged]`` at ``points[i]`` for
+    ``i < count`` (zeros after), evaluated one after another with PIRLS started at ``v0``.
+
+    One program serves the optimizer's steps (``count = 1``) and the finite-difference
+    Hessian's gradients (``count`` up to the number of parameters) with one dispatch and one
+    transfer each, and one compile: a second program for the Hessian cost a cold cbpp fit
+    1 s more.
+    """
     f = deviance(lay, nagq, beta_in_pirls)
 
-    def vg(params, data, v0):
+    def one(params, data, v0):
         (val, aux), g = jax.value_and_grad(lambda p: f(p, data, v0), has_aux=True)(params)
-        head = jnp.concatenate([val[None], g, aux.converged.astype(g.dtype)[None]])
-        return head, aux
+        return jnp.concatenate([val[None], g, aux.converged.astype(g.dtype)[None]]), aux
 
-    return jax.jit(vg)
+    def stacked(pts, count, data, v0):
+        zeros = (jnp.zeros(pts.shape[1] + 2, pts.dtype), PirlsResult.zeros(v0))
+
+        def body(_, ip):
+            i, p = ip
+            return None, jax.lax.cond(i < count, lambda q: one(q, data, v0), lambda q: zeros, p)
+
+        _, (heads, aux) = jax.lax.scan(body, None, (jnp.arange(pts.shape[0]), pts))
+        return heads, jax.tree_util.tree_map(lambda a: a[0], aux)
+
+    return jax.jit(stacked)
+
+
+def _stack(x: np.ndarray) -> np.ndarray:
+    """x as the first of ``x.size`` points (the packed program's fixed shape)."""
+    pts = np.zeros((x.size, x.size))
+    pts[0] = x
+    return pts
 
 
 @lru_cache(maxsize=64)
@@ -151,8 +176,8 @@ def value_and_grad_fn(lay: GlmmLayout, nagq: int, beta_in_pirls: bool):
     packed = _packed_vg_fn(lay, nagq, beta_in_pirls)
 
     def vg(params, data, v0):
-        head, aux = packed(params, data, v0)
-        return head[0], head[1:-1], aux
+        heads, aux = packed(_stack(np.asarray(params, np.float64)), 1, data, v0)
+        return heads[0, 0], heads[0, 1:-1], aux
 
     return vg
 
@@ -175,8 +200,8 @@ class _Objective:
     """Host wrapper: float64 value and gradient, PIRLS warm-started at the last modes; the
     last point's result is cached (re-evaluating it costs nothing)."""
 
-    def __init__(self, vg, data, v0):
-        self.vg, self.data, self.v = vg, data, v0
+    def __init__(self, packed, data, v0):
+        self.packed, self.data, self.v = packed, data, v0
         self.n_eval = 0
         self.pirls: PirlsResult | None = None
         self._last = None
@@ -186,8 +211,8 @@ class _Objective:
         if self._last is not None and np.array_equal(self._last[0], x):
             self.v, self.pirls = self._last[3], self._last[4]
             return self._last[1], self._last[2].copy()
-        head, aux = self.vg(x, self.data, self.v)  # NumPy x: no separate transfer dispatch
-        head = np.asarray(head)
+        heads, aux = self.packed(_stack(x), 1, self.data, self.v)  # NumPy: no transfer dispatch
+        head = np.asarray(heads[0])
         val, g, conv = float(head[0]), head[1:-1].copy(), head[-1] != 0
         self.n_eval += 1
         if np.isfinite(val) and bool(conv):
@@ -208,15 +233,28 @@ def _lbfgs(obj: _Objective, x0, maxiter: int, gtol: float, ftol: float = 1e-15):
 
 
 def _fd_hessian_host(obj: _Objective, x, free=None):
-    """Forward differences of the exact gradient (free coordinates only; others 0)."""
+    """Forward differences of the exact gradient (free coordinates only; others 0).
+
+    The perturbed gradients come from one compiled call; where one of them is not finite or
+    its PIRLS did not converge, they are taken one at a time through ``obj`` instead (whose
+    rules for those cases apply)."""
     h = 1e-5 * np.maximum(np.abs(x), 0.1)
     f0, g0 = obj(x)
     state = obj._last
+    idx = np.arange(x.size) if free is None else np.flatnonzero(free)
     H = np.zeros((x.size, x.size))
-    for i in range(x.size) if free is None else np.flatnonzero(free):
-        xi = x.copy()
-        xi[i] += h[i]
-        H[i] = (obj(xi)[1] - g0) / h[i]
+    rows = None
+    if idx.size:
+        pts = np.zeros((x.size, x.size))
+        pts[: idx.size] = x[None, :] + np.diag(h)[idx]
+        heads = np.asarray(obj.packed(pts, idx.size, obj.data, obj.v)[0])[: idx.size]
+        obj.n_eval += idx.size
+        if np.all(np.isfinite(heads)) and np.all(heads[:, -1] != 0):
+            rows = heads[:, 1:-1]
+    if rows is None:
+        rows = [obj(x + h[i] * np.eye(x.size)[i])[1] for i in idx]
+    for k, i in enumerate(idx):
+        H[i] = (rows[k] - g0) / h[i]
     obj._last = state  # back at x (cached: modes and PIRLS result at x)
     obj.v, obj.pirls = state[3], state[4]
     H = 0.5 * (H + H.T)
@@ -268,7 +306,9 @@ def run_glmm_fit(data: GlmmData, lay: GlmmLayout, theta0, beta0, nagq: int = 1,
     nt, nu = lay.n_theta, lay.nu
     diag = _diag_mask(lay)
     with compute():
-        dj = jax.device_put(data)
+        # small data go into each compiled call as NumPy (no separate transfer dispatch)
+        small = sum(a.nbytes for a in jax.tree_util.tree_leaves(data)) <= SMALL_DATA_BYTES
+        dj = data if small else jax.device_put(data)
         bip = nagq == 0
         vg = _packed_vg_fn(lay, nagq, bip)
         x0 = np.asarray(theta0, float) if bip else np.concatenate([theta0, beta0])
