@@ -83,10 +83,10 @@ def term1(theta1: jnp.ndarray, D1: jnp.ndarray, q1: int):
     """Factor term 1's blocks: T1, L11 = chol(T1' D1 T1 + I), G = T1 L11^{-T},
     C = G G' = T1 M^{-1} T1', and the log determinant."""
     T1 = T_of(theta1, q1)
-    M = jnp.einsum("ba,jbc,cd->jad", T1, D1, T1) + jnp.eye(q1, dtype=theta1.dtype)
+    M = small.matmul(small.matmul(T1.T, D1), T1) + jnp.eye(q1, dtype=theta1.dtype)
     L11 = small.chol(M)
-    G = jnp.einsum("ab,jcb->jac", T1, small.tril_inv(L11))
-    C = jnp.einsum("jac,jbc->jab", G, G)
+    G = small.matmul(T1, small.mT(small.tril_inv(L11)))
+    C = small.matmul(G, small.mT(G))
     return T1, L11, G, C, small.logdiag2(L11)
 
 
@@ -100,7 +100,7 @@ def partial_factor(theta: jnp.ndarray, blocks: Blocks, layout: Layout) -> Partia
     # sum_j K_j C_j K_j' in the unscaled space, lower triangle only: Z rows from the
     # sparse pairs, then the dense [X y] rows (cross with Z, then with [X y]).
     # C_j = G_j G_j', so sum_j C1_j' C_j C1_j = Wxy' Wxy with Wxy_j = G_j' C1_j: one GEMM.
-    Wxy = jnp.einsum("jca,jck->jak", G, blocks.C1)  # (l1, q1, p+1)
+    Wxy = small.matmul(small.mT(G), blocks.C1)  # (l1, q1, p+1)
     Wflat = Wxy.reshape(-1, Wxy.shape[-1])
     xx = Wflat.T @ Wflat  # (p+1, p+1)
     ii = jax.lax.broadcasted_iota(jnp.int32, (r, r), 0)
@@ -118,8 +118,11 @@ def partial_factor(theta: jnp.ndarray, blocks: Blocks, layout: Layout) -> Partia
             zz = ops.segment_sum(zz, blocks.pair_t, num_segments=rz * r + 1,
                                  indices_are_sorted=True)[: rz * r]
             zz = zz.reshape(rz, r)
-            v = jnp.einsum("ec,eca->ea", blocks.el_B, G[blocks.el_j])  # G_j' B_e
-            xz = jnp.einsum("ea,eak->ek", v, Wxy[blocks.el_j])
+            # B_e' C_j C1_j: theta enters through the gathered C only (q1^2 values per
+            # element, where gathering G and Wxy cost q1 (q1 + p + 1) in the derivative's
+            # scatter); the gathered C1 is data.
+            w = small.matmul(blocks.el_B[:, None, :], C[blocks.el_j])  # (E, 1, q1)
+            xz = small.matmul(w, blocks.C1[blocks.el_j])[:, 0, :]
             xz = ops.segment_sum(xz, blocks.el_row, num_segments=rz)  # (rz, p+1)
         bottom = jnp.concatenate([xz.T, xx], axis=1)
         update = jnp.concatenate([zz, bottom], axis=0)

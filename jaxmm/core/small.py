@@ -11,6 +11,37 @@ import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 
 
+#: Contractions up to this length are unrolled into elementwise products (see :func:`matmul`).
+UNROLL = 4
+
+
+def matmul(A: jnp.ndarray, B: jnp.ndarray) -> jnp.ndarray:
+    """Batched ``A @ B`` for (..., m, k) and (..., k, n) with broadcasting leading dimensions.
+
+    For k <= UNROLL it is a sum of k broadcast products: XLA's CPU backend fuses those into one
+    loop, while a batched dot of thousands of 2 x 2 blocks runs as many tiny matrix products
+    (star's term 1: 1.9 ms instead of 3.0 ms for one such product and its derivative).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> A = jnp.arange(8.0).reshape(2, 2, 2)
+        >>> bool(jnp.allclose(matmul(A, A), A @ A))
+        True
+    """
+    k = A.shape[-1]
+    if k > UNROLL:
+        return jnp.matmul(A, B)
+    out = A[..., :, 0:1] * B[..., 0:1, :]
+    for i in range(1, k):
+        out = out + A[..., :, i : i + 1] * B[..., i : i + 1, :]
+    return out
+
+
+def mT(A: jnp.ndarray) -> jnp.ndarray:
+    """Swap the last two axes."""
+    return jnp.swapaxes(A, -1, -2)
+
+
 def chol(M: jnp.ndarray) -> jnp.ndarray:
     """Lower Cholesky factors of a batch (..., q, q) of positive-definite matrices."""
     q = M.shape[-1]
