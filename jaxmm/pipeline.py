@@ -43,6 +43,11 @@ def lformula(formula: str, data: pd.DataFrame) -> Design:
     return build_design(formula, data)
 
 
+def intercept_column(x_names) -> int | None:
+    """Index of ``(Intercept)`` among the fixed-effect columns, or None."""
+    return x_names.index("(Intercept)") if "(Intercept)" in x_names else None
+
+
 def mk_devfun(design: Design, reml: bool = True) -> DevFun:
     """Crossproduct blocks and the jit-compiled criterion of theta (lme4's ``mkLmerDevfun``).
 
@@ -54,7 +59,7 @@ def mk_devfun(design: Design, reml: bool = True) -> DevFun:
     """
     check_dense_size(design.terms, design.X.shape[1], MAX_DENSE)
     layout, blocks = crossproducts(design.y, design.X, design.terms)
-    return DevFun.from_numpy(layout, blocks, reml)
+    return DevFun.from_numpy(layout, blocks, reml, intercept_column(design.x_names))
 
 
 def lmer(
@@ -96,7 +101,7 @@ def lmer(
         raise ModelError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
     if is_streamable(data):
         design, layout, blocks = stream_design(formula, data)
-        devfun = DevFun.from_numpy(layout, blocks, reml)
+        devfun = DevFun.from_numpy(layout, blocks, reml, intercept_column(design.x_names))
         if start is None:
             start = moment_start_blocks(layout, blocks, design.terms[0].nlevels)
     else:
@@ -107,8 +112,7 @@ def lmer(
     elif isinstance(start, str) and start == "lme4":
         start = None
     if dtype == "float32":
-        icpt = design.x_names.index("(Intercept)") if "(Intercept)" in design.x_names else None
         th0 = default_theta0(devfun.layout) if start is None else start
-        start = float32_theta(devfun, th0, icpt, maxiter=maxiter)
+        start = float32_theta(devfun, th0, devfun.icpt, maxiter=maxiter)
     res, opt = run_fit(devfun, start, maxiter=maxiter)
     return LinearMixedModel(design, devfun, opt, estimates=res.estimates, data_name=data_name)

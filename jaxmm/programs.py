@@ -38,9 +38,9 @@ def _register_pytrees() -> None:
     from .core.layout import Blocks
     from .core.solve import Estimates
     from .optimize.lbfgs import Solution
-    from .optimize.lmm import FitResult
+    from .optimize.lmm import Centered, FitResult
 
-    for T in (Blocks, Estimates, Solution, FitResult):
+    for T in (Blocks, Estimates, Solution, FitResult, Centered):
         export.register_namedtuple_serialization(T, serialized_name=f"jaxmm.{T.__name__}")
         _SERIALIZABLE.append(T)
 

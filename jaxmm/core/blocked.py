@@ -63,7 +63,7 @@ def scale_rest(U: jnp.ndarray, layout: Layout, Ts_rest, side: str) -> jnp.ndarra
     for term, T in zip(layout.rest, Ts_rest):
         blk = U[term.offset : term.offset + term.nlevels * term.q]
         blk = blk.reshape(term.nlevels, term.q, U.shape[1])
-        parts.append(jnp.einsum("ba,lbc->lac", T, blk).reshape(-1, U.shape[1]))
+        parts.append(small.matmul(T.T, blk).reshape(-1, U.shape[1]))
         end = term.offset + term.nlevels * term.q
     parts.append(U[end:])
     return jnp.concatenate(parts, axis=0)
@@ -83,11 +83,35 @@ def term1(theta1: jnp.ndarray, D1: jnp.ndarray, q1: int):
     """Factor term 1's blocks: T1, L11 = chol(T1' D1 T1 + I), G = T1 L11^{-T},
     C = G G' = T1 M^{-1} T1', and the log determinant."""
     T1 = T_of(theta1, q1)
+    if q1 == 2:
+        return (T1,) + _term1_2x2(theta1, D1)
     M = small.matmul(small.matmul(T1.T, D1), T1) + jnp.eye(q1, dtype=theta1.dtype)
     L11 = small.chol(M)
     G = small.matmul(T1, small.mT(small.tril_inv(L11)))
     C = small.matmul(G, small.mT(G))
     return T1, L11, G, C, small.logdiag2(L11)
+
+
+def _term1_2x2(t: jnp.ndarray, D1: jnp.ndarray):
+    """:func:`term1` for 2 x 2 blocks in closed form, on the (l1,) arrays of entries: the
+    whole computation and its derivative fuse into a few elementwise loops (star: term 1's
+    value and gradient 1.8 ms as batched 2 x 2 products and stacks)."""
+    t0, t1, t2 = t[0], t[1], t[2]
+    d00, d01, d11 = D1[:, 0, 0], D1[:, 1, 0], D1[:, 1, 1]
+    e = d01 * t0 + d11 * t1  # (D T)[1, 0]
+    m00 = t0 * (d00 * t0 + d01 * t1) + t1 * e + 1.0
+    a = jnp.sqrt(m00)
+    b = t2 * e / a
+    c = jnp.sqrt(t2 * t2 * d11 + 1.0 - b * b)
+    ba = b / (a * c)
+    g00, g01, g10, g11 = t0 / a, -t0 * ba, t1 / a, t2 / c - t1 * ba
+    z = jnp.zeros_like(a)
+    L11 = jnp.stack([jnp.stack([a, z], -1), jnp.stack([b, c], -1)], -2)
+    G = jnp.stack([jnp.stack([g00, g01], -1), jnp.stack([g10, g11], -1)], -2)
+    c01 = g00 * g10 + g01 * g11
+    C = jnp.stack([jnp.stack([g00 * g00 + g01 * g01, c01], -1),
+                   jnp.stack([c01, g10 * g10 + g11 * g11], -1)], -2)
+    return L11, G, C, 2.0 * jnp.sum(jnp.log(a) + jnp.log(c))
 
 
 def partial_factor(theta: jnp.ndarray, blocks: Blocks, layout: Layout) -> Partial:
@@ -99,10 +123,9 @@ def partial_factor(theta: jnp.ndarray, blocks: Blocks, layout: Layout) -> Partia
 
     # sum_j K_j C_j K_j' in the unscaled space, lower triangle only: Z rows from the
     # sparse pairs, then the dense [X y] rows (cross with Z, then with [X y]).
-    # C_j = G_j G_j', so sum_j C1_j' C_j C1_j = Wxy' Wxy with Wxy_j = G_j' C1_j: one GEMM.
-    Wxy = small.matmul(small.mT(G), blocks.C1)  # (l1, q1, p+1)
-    Wflat = Wxy.reshape(-1, Wxy.shape[-1])
-    xx = Wflat.T @ Wflat  # (p+1, p+1)
+    # sum_j C1_j' C_j C1_j = C1' Y with Y_j = C_j C1_j (elementwise): one GEMM.
+    Y = small.matmul(C, blocks.C1)  # (l1, q1, p+1)
+    xx = blocks.C1.reshape(-1, Y.shape[-1]).T @ Y.reshape(-1, Y.shape[-1])  # (p+1, p+1)
     ii = jax.lax.broadcasted_iota(jnp.int32, (r, r), 0)
     jj = jax.lax.broadcasted_iota(jnp.int32, (r, r), 1)
     if blocks.el_row.shape[0]:

@@ -37,10 +37,10 @@ class DevFun:
         True
     """
 
-    __slots__ = ("_device", "_host", "layout", "reml")
+    __slots__ = ("_device", "_host", "icpt", "layout", "reml")
 
-    def __init__(self, layout: Layout, blocks: Blocks, reml: bool) -> None:
-        self.layout, self.reml = layout, reml
+    def __init__(self, layout: Layout, blocks: Blocks, reml: bool, icpt: int | None = None) -> None:
+        self.layout, self.reml, self.icpt = layout, reml, icpt
         self._host, self._device = blocks, None
 
     def __repr__(self) -> str:
@@ -64,9 +64,11 @@ class DevFun:
         return self._host
 
     @staticmethod
-    def from_numpy(layout: Layout, blocks: Blocks, reml: bool) -> "DevFun":
-        """A DevFun over host (NumPy) blocks."""
-        return DevFun(layout=layout, blocks=blocks, reml=reml)
+    def from_numpy(layout: Layout, blocks: Blocks, reml: bool, icpt: int | None = None) -> "DevFun":
+        """A DevFun over host (NumPy) blocks; ``icpt``: the intercept's column of X, if
+        any (a fit then optimizes on centered [X y] blocks, see
+        :func:`jaxmm.optimize.lmm.run_fit`)."""
+        return DevFun(layout=layout, blocks=blocks, reml=reml, icpt=icpt)
 
     def __call__(self, theta) -> float:
         with compute():

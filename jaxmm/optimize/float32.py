@@ -39,19 +39,18 @@ __all__ = ["center_blocks", "float32_theta"]
 
 def center_blocks(layout: Layout, blocks: Blocks, icpt: int) -> Blocks:
     """The blocks of the data with every X column but the intercept (column ``icpt``) and y
-    centered, computed from the blocks (NumPy, float64)."""
+    centered, computed from the blocks (NumPy, float64; O(r p^2), not O(r^3))."""
     rz, p = layout.rz, layout.p
-    A = np.asarray(blocks.A, np.float64)
+    A = np.array(blocks.A, np.float64)
     n = float(blocks.n)
     m = A[rz + icpt, rz:] / n  # column means of [X y] (X'1 / n, as the intercept is 1)
     m[icpt] = 0.0
     T = np.eye(p + 1)
     T[icpt, :] -= m
-    Tfull = np.eye(layout.r)
-    Tfull[rz:, rz:] = T
-    A_c = Tfull.T @ A @ Tfull
+    A[:, rz:] = A[:, rz:] @ T
+    A[rz:, :] = T.T @ A[rz:, :]
     C1_c = np.asarray(blocks.C1, np.float64) @ T
-    return transform_xy(blocks._replace(A=A_c), C1_c, T)
+    return transform_xy(blocks._replace(A=A), C1_c, T)
 
 
 def _to32(a):
