@@ -1,6 +1,6 @@
 """Materialize one formula part (fixed effects, or a random term's left-hand side) with
 formulaic and R's rules, returning the matrix, R's column names and the formulaic
-``ModelSpec`` that rebuilds it on new data.
+``ModelSpec`` that rebuilds it on new data. formulaic is imported only when used.
 
 Example:
     >>> import pandas as pd
@@ -22,9 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, FormulaError
-from .materializer import RMaterializer
 from .naming import r_column_names
-from .transforms import CONTEXT
 
 __all__ = ["Block", "materialize", "part_key", "rematerialize", "variable_order",
            "required_columns"]
@@ -136,6 +134,9 @@ def part_key(rhs: str) -> tuple:
 
 
 def _run(rhs_or_spec: Any, frame: pd.DataFrame, order: tuple[str, ...]) -> Any:
+    from .materializer import RMaterializer
+    from .transforms import CONTEXT
+
     mat = RMaterializer(frame, context=CONTEXT, variable_order=order)
     try:
         with np.errstate(all="ignore"):  # non-finite results are reported by the caller
@@ -178,6 +179,9 @@ def rematerialize(block_spec: Any, frame: pd.DataFrame) -> np.ndarray:
     n = len(frame)
     if block_spec is None:
         return np.ones((n, 1))
+    from .materializer import RMaterializer
+    from .transforms import CONTEXT
+
     mat = RMaterializer(frame, context=CONTEXT, **(block_spec.materializer_params or {}))
     try:
         mm = mat.get_model_matrix(block_spec, output="numpy", na_action="ignore")
