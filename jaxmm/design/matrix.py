@@ -1,6 +1,7 @@
 """Materialize one formula part (fixed effects, or a random term's left-hand side) with
 formulaic and R's rules, returning the matrix, R's column names and the formulaic
-``ModelSpec`` that rebuilds it on new data. formulaic is imported only when used.
+``ModelSpec`` that rebuilds it on new data. formulaic is imported only when used;
+simple parts (see :mod:`jaxmm.formula.simple`) are read without it.
 
 Example:
     >>> import pandas as pd
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, FormulaError
+from ..formula.simple import parse_simple
 from .naming import r_column_names
 
 __all__ = ["Block", "materialize", "part_key", "rematerialize", "variable_order",
@@ -61,6 +63,9 @@ def variable_order(rhs: str) -> tuple[str, ...]:
         >>> variable_order("1 + a + b + b:a + c:a")
         ('a', 'b', 'c')
     """
+    simple = parse_simple(rhs)
+    if simple is not None:
+        return simple.variables
     order: dict[str, None] = {}
     for term in _formula(rhs, ordering="none"):
         for factor in term.factors:
@@ -101,11 +106,13 @@ def required_columns(rhs: str) -> list[str]:
         >>> required_columns("1 + log(x) + I(z**2) + scale(w) + x:v")
         ['x', 'z', 'w', 'v']
     """
-    return list(_required_columns(rhs))
+    simple = parse_simple(rhs)
+    return list(simple.variables if simple is not None else _required_columns(rhs))
 
 
 @lru_cache(maxsize=512)
 def _required_columns(rhs: str) -> tuple[str, ...]:
+    """formulaic's route of :func:`required_columns`."""
     out: dict[str, None] = {}
     for term in _formula(rhs, ordering="none"):
         for factor in term.factors:
@@ -119,7 +126,6 @@ def _required_columns(rhs: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-@lru_cache(maxsize=512)
 def part_key(rhs: str) -> tuple:
     """Two formula parts with equal keys give the same model matrix on the same data:
     formulaic's terms (``"Days"`` and ``"1 + Days"`` are the same) and R's variable order.
@@ -130,6 +136,15 @@ def part_key(rhs: str) -> tuple:
     """
     if " ".join(rhs.split()) in ("1", "1 + 1"):
         return ("1",)
+    simple = parse_simple(rhs)
+    if simple is not None:
+        return simple.labels, simple.variables
+    return _part_key(rhs)
+
+
+@lru_cache(maxsize=512)
+def _part_key(rhs: str) -> tuple:
+    """formulaic's route of :func:`part_key`."""
     return tuple(str(term) for term in _formula(rhs)), variable_order(rhs)
 
 
