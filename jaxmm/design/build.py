@@ -23,8 +23,7 @@ from ..formula import ParsedFormula, parse_formula, to_formulaic
 from .contrasts import Contrast
 from .data import ColumnInfo, check_dataframe, check_finite, clean_frame, find_column
 from .data import is_factor_like, missing_mask
-from .matrix import Block, materialize, part_key, required_columns
-from .naming import categorical_levels
+from .matrix import Block, block_levels, materialize, part_key, required_columns
 from .random import TermDesign, check_terms, group_index
 from .spec import DesignSpec, TermSpec
 
@@ -150,7 +149,7 @@ def _response(response: str, frame: pd.DataFrame, glmm: bool,
     if v is not None:
         return v
     block = materialize(f"0 + {to_formulaic(response)}", frame, full_frame)
-    kinds = categorical_levels(block.spec) if block.spec is not None else {}
+    kinds = block_levels(block)
     if block.matrix.shape[1] != 1 or kinds:
         raise DataError(f"the response {response!r} does not evaluate to one numeric column")
     return block.matrix[:, 0].copy()
@@ -168,9 +167,7 @@ def _check_block_finite(block: Block, what: str) -> None:
 
 def _check_factor_levels(block: Block, what: str) -> None:
     """R's "contrasts can be applied only to factors with 2 or more levels"."""
-    if block.spec is None:
-        return
-    for expr, (levels, _) in categorical_levels(block.spec).items():
+    for expr, (levels, _) in block_levels(block).items():
         if len(levels) < 2:
             raise DataError(
                 f"factor {expr!r} in the {what} has {len(levels)} level "
@@ -181,10 +178,8 @@ def _check_factor_levels(block: Block, what: str) -> None:
 
 
 def _fixed_contrasts(block: Block) -> dict[str, Contrast]:
-    if block.spec is None:
-        return {}
     return {expr: Contrast.for_factor(levels, ordered)
-            for expr, (levels, ordered) in categorical_levels(block.spec).items()
+            for expr, (levels, ordered) in block_levels(block).items()
             if len(levels) >= 2}
 
 
@@ -287,7 +282,7 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, *, glmm: bool
         index, levels = group_index(frame, t.group_factors)
         terms.append(TermDesign(t.group, levels, block.names, index, block.matrix,
                                 t.lhs, t.group_factors))
-        specs.append(TermSpec(t.group, t.group_factors, levels, block.names, block.spec,
+        specs.append(TermSpec(t.group, t.group_factors, levels, block.names, block.spec_ref,
                               tuple(lhs_cols[t.lhs]), {lv: i for i, lv in enumerate(levels)}))
     order = sorted(range(len(terms)), key=lambda i: -terms[i].nlevels)  # stable
     terms = [terms[i] for i in order]
@@ -295,7 +290,7 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, *, glmm: bool
     check_terms(terms, len(rows), glmm=glmm)
 
     spec = DesignSpec(
-        fixed_spec=fixed.spec,
+        fixed_ref=fixed.spec_ref,
         fixed_keep=np.flatnonzero(keep),
         x_names=tuple(nm for nm, k in zip(fixed.names, keep) if k),
         fixed_columns=tuple(fixed_cols),

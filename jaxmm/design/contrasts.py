@@ -1,5 +1,5 @@
 """R's default contrasts: ``contr.treatment`` for factors, ``contr.poly`` for ordered
-factors, as formulaic ``Contrasts`` so formulaic applies them and keeps their state.
+factors (the matrices; :mod:`jaxmm.design.materializer` hands them to formulaic).
 
 Example:
     >>> contr_poly(3).round(6).tolist()
@@ -10,21 +10,20 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from interface_meta import override
-from formulaic.transforms.contrasts import PolyContrasts, TreatmentContrasts
 
 __all__ = [
     "Contrast",
     "contr_poly",
     "contr_treatment",
     "poly_suffixes",
-    "RPolyContrasts",
-    "RTreatmentContrasts",
+    "ORDERED_KEY",
 ]
+
+ORDERED_KEY = "jaxmm_ordered"  # formulaic encoder-state flag: factor was ordered -> contr.poly
 
 
 def contr_poly(n: int) -> np.ndarray:
@@ -62,27 +61,6 @@ def contr_treatment(n: int) -> np.ndarray:
 def poly_suffixes(n: int) -> list[str]:
     """Column suffixes R gives ``contr.poly(n)``: ``.L .Q .C ^4 ^5 ...``."""
     return [{1: ".L", 2: ".Q", 3: ".C"}.get(d, f"^{d}") for d in range(1, n)]
-
-
-class RPolyContrasts(PolyContrasts):
-    """formulaic's polynomial contrasts with R's exact ``contr.poly`` matrix."""
-
-    @override
-    def _get_coding_matrix(  # type: ignore[override]
-        self, levels: Sequence[Hashable], reduced_rank: bool = True, sparse: bool = False
-    ) -> np.ndarray:
-        n = len(levels)
-        if not reduced_rank or n < 2:
-            return super()._get_coding_matrix(levels, reduced_rank=reduced_rank, sparse=sparse)
-        mat = contr_poly(n)
-        if sparse:
-            import scipy.sparse as sp
-
-            return sp.csc_matrix(mat)
-        return mat
-
-
-RTreatmentContrasts = TreatmentContrasts  # first level is the reference, as R's default
 
 
 @dataclass(frozen=True, eq=False)

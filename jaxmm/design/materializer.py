@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Generator, Hashable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,16 +35,36 @@ from formulaic.materializers.pandas import PandasMaterializer
 from formulaic.materializers.types import ScopedFactor, ScopedTerm
 from formulaic.parser.types import Factor, Term
 from formulaic.transforms import encode_contrasts
+from formulaic.transforms.contrasts import PolyContrasts, TreatmentContrasts
 from formulaic.utils.cast import as_columns
 from formulaic.utils.null_handling import drop_rows as drop_nulls
 from interface_meta import override
 
 from ..errors import DataError
-from .contrasts import RPolyContrasts
+from .contrasts import ORDERED_KEY, contr_poly
 
-__all__ = ["RMaterializer", "ORDERED_KEY"]
+__all__ = ["RMaterializer", "ORDERED_KEY", "RPolyContrasts", "RTreatmentContrasts"]
 
-ORDERED_KEY = "jaxmm_ordered"  # encoder-state flag: factor was ordered -> contr.poly
+
+class RPolyContrasts(PolyContrasts):
+    """formulaic's polynomial contrasts with R's exact ``contr.poly`` matrix."""
+
+    @override
+    def _get_coding_matrix(  # type: ignore[override]
+        self, levels: Sequence[Hashable], reduced_rank: bool = True, sparse: bool = False
+    ) -> np.ndarray:
+        n = len(levels)
+        if not reduced_rank or n < 2:
+            return super()._get_coding_matrix(levels, reduced_rank=reduced_rank, sparse=sparse)
+        mat = contr_poly(n)
+        if sparse:
+            import scipy.sparse as sp
+
+            return sp.csc_matrix(mat)
+        return mat
+
+
+RTreatmentContrasts = TreatmentContrasts  # first level is the reference, as R's default
 
 
 def _check_known_levels(values: Any, metadata: Any, encoder_state: dict[str, Any]) -> None:

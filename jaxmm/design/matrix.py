@@ -1,13 +1,18 @@
 """Materialize one formula part (fixed effects, or a random term's left-hand side) with
-formulaic and R's rules, returning the matrix, R's column names and the formulaic
-``ModelSpec`` that rebuilds it on new data.
+R's rules, returning the matrix, R's column names and the formulaic ``ModelSpec`` that
+rebuilds it on new data.
+
+Simple parts (sums of products of bare column names, see :mod:`jaxmm.design.simple`) are
+built with NumPy and their ``ModelSpec`` is computed by formulaic only when first asked
+for; everything else goes through formulaic with :class:`RMaterializer`. formulaic is
+imported only when used.
 
 Example:
     >>> import pandas as pd
     >>> df = pd.DataFrame({"x": [1.0, 2.0, 3.0], "g": pd.Categorical(["a", "b", "a"])})
     >>> b = materialize("1 + x + g", df)
-    >>> b.names, b.matrix.shape
-    (('(Intercept)', 'x', 'gb'), (3, 3))
+    >>> b.names, b.matrix.shape, block_levels(b)
+    (('(Intercept)', 'x', 'gb'), (3, 3), {'g': (('a', 'b'), False)})
 """
 
 from __future__ import annotations
@@ -22,12 +27,47 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, FormulaError
-from .materializer import RMaterializer
-from .naming import r_column_names
-from .transforms import CONTEXT
+from ..formula.simple import parse_simple
+from .naming import categorical_levels, r_column_names
+from .simple import build_simple
 
-__all__ = ["Block", "materialize", "part_key", "rematerialize", "variable_order",
+__all__ = ["Block", "LazySpec", "materialize", "materialize_formulaic", "part_key",
+           "rematerialize", "resolve_spec", "block_levels", "variable_order",
            "required_columns"]
+
+
+class LazySpec:
+    """formulaic's ``ModelSpec`` of a part built without formulaic: formulaic runs on the
+    same frame, as :func:`materialize_formulaic` would have, when it is first needed.
+
+    Example:
+        >>> df = pd.DataFrame({"x": [1.0, 2.0]})
+        >>> ref = materialize("1 + x", df).spec_ref
+        >>> type(ref).__name__, [str(t) for t in ref.get().formula]
+        ('LazySpec', ['1', 'x'])
+    """
+
+    __slots__ = ("_rhs", "_frame", "_spec")
+
+    def __init__(self, rhs: str, frame: pd.DataFrame):
+        self._rhs, self._frame, self._spec = rhs, frame, None
+
+    def get(self) -> Any:
+        """The ``ModelSpec`` (computed once; the frame is then let go)."""
+        if self._frame is not None:
+            self._spec = materialize_formulaic(self._rhs, self._frame).spec
+            self._frame = None
+        return self._spec
+
+
+def resolve_spec(ref: Any) -> Any:
+    """A ``ModelSpec`` (or None) from a spec or a :class:`LazySpec`.
+
+    Example:
+        >>> resolve_spec(None) is None
+        True
+    """
+    return ref.get() if isinstance(ref, LazySpec) else ref
 
 
 @dataclass(frozen=True, eq=False)
@@ -37,12 +77,34 @@ class Block:
     Attributes:
         matrix: float64 (n, k).
         names: R's column names.
-        spec: formulaic's ``ModelSpec`` (``None`` for the intercept-only shortcut).
+        spec_ref: formulaic's ``ModelSpec``, a :class:`LazySpec` for simple parts, or
+            ``None`` for the intercept-only shortcut; read it as ``spec``.
+        levels: levels and ordered flag of each factor, when known without the spec.
     """
 
     matrix: np.ndarray
     names: tuple[str, ...]
-    spec: Any
+    spec_ref: Any
+    levels: dict[str, tuple[tuple[str, ...], bool]] | None = None
+
+    @property
+    def spec(self) -> Any:
+        """formulaic's ``ModelSpec`` (``None`` for the intercept-only shortcut)."""
+        return resolve_spec(self.spec_ref)
+
+
+def block_levels(block: Block) -> dict[str, tuple[tuple[str, ...], bool]]:
+    """Levels and ordered flag of each factor of a block (``categorical_levels`` of its
+    spec), without running formulaic for simple parts.
+
+    Example:
+        >>> block_levels(materialize("1", pd.DataFrame({"x": [1.0]})))
+        {}
+    """
+    if block.levels is not None:
+        return block.levels
+    spec = block.spec
+    return categorical_levels(spec) if spec is not None else {}
 
 
 @lru_cache(maxsize=512)
@@ -63,6 +125,9 @@ def variable_order(rhs: str) -> tuple[str, ...]:
         >>> variable_order("1 + a + b + b:a + c:a")
         ('a', 'b', 'c')
     """
+    simple = parse_simple(rhs)
+    if simple is not None:
+        return simple.variables
     order: dict[str, None] = {}
     for term in _formula(rhs, ordering="none"):
         for factor in term.factors:
@@ -103,11 +168,13 @@ def required_columns(rhs: str) -> list[str]:
         >>> required_columns("1 + log(x) + I(z**2) + scale(w) + x:v")
         ['x', 'z', 'w', 'v']
     """
-    return list(_required_columns(rhs))
+    simple = parse_simple(rhs)
+    return list(simple.variables if simple is not None else _required_columns(rhs))
 
 
 @lru_cache(maxsize=512)
 def _required_columns(rhs: str) -> tuple[str, ...]:
+    """formulaic's route of :func:`required_columns`."""
     out: dict[str, None] = {}
     for term in _formula(rhs, ordering="none"):
         for factor in term.factors:
@@ -121,7 +188,6 @@ def _required_columns(rhs: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-@lru_cache(maxsize=512)
 def part_key(rhs: str) -> tuple:
     """Two formula parts with equal keys give the same model matrix on the same data:
     formulaic's terms (``"Days"`` and ``"1 + Days"`` are the same) and R's variable order.
@@ -132,10 +198,22 @@ def part_key(rhs: str) -> tuple:
     """
     if " ".join(rhs.split()) in ("1", "1 + 1"):
         return ("1",)
+    simple = parse_simple(rhs)
+    if simple is not None:
+        return simple.labels, simple.variables
+    return _part_key(rhs)
+
+
+@lru_cache(maxsize=512)
+def _part_key(rhs: str) -> tuple:
+    """formulaic's route of :func:`part_key`."""
     return tuple(str(term) for term in _formula(rhs)), variable_order(rhs)
 
 
 def _run(rhs_or_spec: Any, frame: pd.DataFrame, order: tuple[str, ...]) -> Any:
+    from .materializer import RMaterializer
+    from .transforms import CONTEXT
+
     mat = RMaterializer(frame, context=CONTEXT, variable_order=order)
     try:
         with np.errstate(all="ignore"):  # non-finite results are reported by the caller
@@ -152,10 +230,26 @@ def materialize(rhs: str, frame: pd.DataFrame,
 
     Stateful transforms (``scale(x)``, ``poly(x, 2)``) learn their state from
     ``full_frame()`` if given: R evaluates them before dropping incomplete rows.
+    Simple parts are built without formulaic (see the module docstring).
+    """
+    if " ".join(rhs.split()) in ("1", "1 + 1"):
+        return Block(np.ones((len(frame), 1)), ("(Intercept)",), None)
+    simple = build_simple(rhs, frame)
+    if simple is not None:
+        return Block(simple.matrix, simple.names, LazySpec(rhs, frame), simple.levels)
+    return materialize_formulaic(rhs, frame, full_frame)
+
+
+def materialize_formulaic(rhs: str, frame: pd.DataFrame,
+                          full_frame: Callable[[], pd.DataFrame] | None = None) -> Block:
+    """:func:`materialize` through formulaic, whatever ``rhs`` is (no shortcuts).
+
+    Example:
+        >>> df = pd.DataFrame({"x": [1.0, 4.0]})
+        >>> materialize_formulaic("0 + x", df).names
+        ('x',)
     """
     n = len(frame)
-    if " ".join(rhs.split()) in ("1", "1 + 1"):
-        return Block(np.ones((n, 1)), ("(Intercept)",), None)
     from formulaic import ModelSpec
 
     formula = _formula(rhs)
@@ -178,6 +272,9 @@ def rematerialize(block_spec: Any, frame: pd.DataFrame) -> np.ndarray:
     n = len(frame)
     if block_spec is None:
         return np.ones((n, 1))
+    from .materializer import RMaterializer
+    from .transforms import CONTEXT
+
     mat = RMaterializer(frame, context=CONTEXT, **(block_spec.materializer_params or {}))
     try:
         mm = mat.get_model_matrix(block_spec, output="numpy", na_action="ignore")

@@ -15,12 +15,9 @@ import itertools
 import re
 from typing import Any
 
-from formulaic.parser.types import Factor
-
 from ..formula.translate import r_deparse
-from .contrasts import poly_suffixes
+from .contrasts import ORDERED_KEY, poly_suffixes
 from .data import r_label
-from .materializer import ORDERED_KEY
 
 __all__ = ["r_column_names", "fallback_name", "categorical_levels"]
 
@@ -35,6 +32,8 @@ def fallback_name(name: str) -> str:
 
 def categorical_levels(spec: Any) -> dict[str, tuple[tuple[str, ...], bool]]:
     """Levels and ordered flag of each categorical factor in a formulaic ``ModelSpec``."""
+    from formulaic.parser.types import Factor
+
     out = {}
     for expr, (kind, state) in spec.encoder_state.items():
         if kind is Factor.Kind.CATEGORICAL and "categories" in state:

@@ -24,7 +24,7 @@ import pandas as pd
 from ..errors import DataError
 from .contrasts import Contrast
 from .data import ColumnInfo, check_dataframe, clean_frame, find_column, missing_mask
-from .matrix import rematerialize
+from .matrix import rematerialize, resolve_spec
 from .random import lookup_levels
 
 __all__ = ["DesignSpec", "TermSpec"]
@@ -32,15 +32,32 @@ __all__ = ["DesignSpec", "TermSpec"]
 
 @dataclass(frozen=True, eq=False)
 class TermSpec:
-    """A random-effects term as built: its lhs spec, grouping columns and levels."""
+    """A random-effects term as built: its lhs spec, grouping columns and levels.
+
+    ``lhs_ref`` is the left-hand side's formulaic ``ModelSpec``, or a ``LazySpec`` that
+    computes it when ``lhs_spec`` is first read.
+    """
 
     group: str
     group_factors: tuple[str, ...]
     levels: tuple[str, ...]
     cnames: tuple[str, ...]
-    lhs_spec: Any
+    lhs_ref: Any
     lhs_columns: tuple[str, ...]
     level_index: dict[str, int] = field(repr=False, compare=False, default_factory=dict)
+
+    @property
+    def lhs_spec(self) -> Any:
+        """formulaic's ``ModelSpec`` of the left-hand side (None: intercept only).
+
+        Example:
+            >>> from jaxmm import datasets
+            >>> from jaxmm.design import build_design
+            >>> d = build_design("Reaction ~ Days + (Days | Subject)", datasets.load("sleepstudy"))
+            >>> [str(t) for t in d.spec.terms[0].lhs_spec.formula]
+            ['1', 'Days']
+        """
+        return resolve_spec(self.lhs_ref)
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,8 +65,8 @@ class DesignSpec:
     """Rebuild a ``Design``'s matrices on new data.
 
     Attributes:
-        fixed_spec: formulaic ``ModelSpec`` of the fixed effects (before dropping aliased
-            columns).
+        fixed_ref: formulaic ``ModelSpec`` of the fixed effects (before dropping aliased
+            columns), or a ``LazySpec`` computing it when ``fixed_spec`` is first read.
         fixed_keep: indices of the kept (not aliased) fixed-effect columns.
         x_names: names of the kept columns.
         fixed_columns: data columns the fixed effects read.
@@ -58,13 +75,26 @@ class DesignSpec:
         contrasts: the contrasts of each factor in the fixed effects.
     """
 
-    fixed_spec: Any
+    fixed_ref: Any
     fixed_keep: np.ndarray
     x_names: tuple[str, ...]
     fixed_columns: tuple[str, ...]
     columns: dict[str, ColumnInfo]
     terms: tuple[TermSpec, ...]
     contrasts: dict[str, Contrast] = field(default_factory=dict)
+
+    @property
+    def fixed_spec(self) -> Any:
+        """formulaic's ``ModelSpec`` of the fixed effects (None: intercept only).
+
+        Example:
+            >>> from jaxmm import datasets
+            >>> from jaxmm.design import build_design
+            >>> d = build_design("Reaction ~ Days + (Days | Subject)", datasets.load("sleepstudy"))
+            >>> [str(t) for t in d.spec.fixed_spec.formula]
+            ['1', 'Days']
+        """
+        return resolve_spec(self.fixed_ref)
 
     def _frame(self, newdata: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
         check_dataframe(newdata)

@@ -201,7 +201,8 @@ def _stream(parsed: ParsedFormula, source, pad: bool):
 
     def block(rhs: str, what: str):
         b = materialize(rhs, proto)
-        if b.spec is not None and b.spec.transform_state:
+        # a simple part (levels known without formulaic) has no stateful transform
+        if b.levels is None and b.spec is not None and b.spec.transform_state:
             raise DataError(
                 f"the {what} use a stateful transform ({', '.join(b.spec.transform_state)}) "
                 "whose statistics (means, scales, bases) depend on all rows; a streamed fit "
@@ -221,7 +222,7 @@ def _stream(parsed: ParsedFormula, source, pad: bool):
                             key=lambda tup: tuple(p[x] for p, x in zip(pos, tup)))
             levels = tuple(":".join(tup) for tup in tuples)
         b = lhs_blocks[t.lhs]
-        specs.append(TermSpec(t.group, t.group_factors, levels, b.names, b.spec,
+        specs.append(TermSpec(t.group, t.group_factors, levels, b.names, b.spec_ref,
                               tuple(lhs_cols[t.lhs]), {lv: i for i, lv in enumerate(levels)}))
     order = sorted(range(len(specs)), key=lambda i: -len(specs[i].levels))
     specs = [specs[i] for i in order]
@@ -252,7 +253,7 @@ def _stream(parsed: ParsedFormula, source, pad: bool):
     names = tuple(fixed.names)
     _check_rank(blocks.A, layout.rz, p_all, names)
     spec = DesignSpec(
-        fixed_spec=fixed.spec, fixed_keep=np.arange(p_all), x_names=names,
+        fixed_ref=fixed.spec_ref, fixed_keep=np.arange(p_all), x_names=names,
         fixed_columns=tuple(fixed_cols), columns=infos, terms=tuple(specs),
         contrasts=_fixed_contrasts(fixed),
     )

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..errors import FormulaError
+from .simple import parse_simple
 from .terms import RandomTerm
 from .tokens import NAME, OP, tokenize
 
@@ -80,7 +81,7 @@ def _nest(components: list[list[str]]) -> list[tuple[str, tuple[str, ...]]]:
 
 def split_lhs_terms(lhs: str) -> tuple[bool, list[str]]:
     """The intercept flag and term labels of a random-effects left-hand side, in R's
-    ``terms()`` order (by degree), using formulaic's parser.
+    ``terms()`` order (by degree), using formulaic's parser unless the part is simple.
 
     Example:
         >>> split_lhs_terms("1 + x*z")
@@ -88,6 +89,9 @@ def split_lhs_terms(lhs: str) -> tuple[bool, list[str]]:
         >>> split_lhs_terms("0 + x")
         (False, ['x'])
     """
+    simple = parse_simple(lhs)
+    if simple is not None:
+        return simple.intercept, [lab for lab in simple.labels if lab != "1"]
     from formulaic import Formula
 
     try:

@@ -15,6 +15,7 @@ from functools import lru_cache
 
 from ..errors import FormulaError, ModelError
 from .expand import expand_bar
+from .simple import parse_simple
 from .terms import ParsedFormula, RandomTerm
 from .tokens import BAR, DBAR, LBRACK, LPAREN, NAME, NUMBER, OP, RBRACK, RPAREN, TILDE, Token
 from .tokens import formula_error, match_parens, tokenize
@@ -47,7 +48,10 @@ def _formulaic_parses(part: str) -> bool:
 
 
 def _check_formulaic(text: str, part: str, where: int, source: str) -> None:
-    """Let formulaic's parser vet a translated formula part; report at ``where``."""
+    """Let formulaic's parser vet a translated formula part (a simple part is valid and
+    needs no formulaic); report at ``where``."""
+    if parse_simple(part) is not None:
+        return
     try:
         _formulaic_parses(part)
     except Exception as e:

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from formulaic.parser.types import Factor
 
 from ..formula.translate import r_deparse
 
@@ -40,6 +39,8 @@ def spec_terms(spec: Any, keep: np.ndarray | None = None) -> tuple[bool, list[Fi
     model matrix that were kept (aliased ones dropped), so term columns index the kept X."""
     if spec is None:  # the intercept-only shortcut
         return True, []
+    from formulaic.parser.types import Factor
+
     ncol = sum(sl.stop - sl.start for sl in spec.term_slices.values())
     keep = np.arange(ncol) if keep is None else np.asarray(keep)
     new_pos = {int(old): new for new, old in enumerate(keep)}
