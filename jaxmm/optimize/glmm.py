@@ -212,7 +212,7 @@ class _Objective:
             self.v, self.pirls = self._last[3], self._last[4]
             return self._last[1], self._last[2].copy()
         heads, aux = self.packed(_stack(x), 1, self.data, self.v)  # NumPy: no transfer dispatch
-        head = np.asarray(heads[0])
+        head = np.asarray(heads)[0]  # one transfer; indexing the device array first would dispatch a slice
         val, g, conv = float(head[0]), head[1:-1].copy(), head[-1] != 0
         self.n_eval += 1
         if np.isfinite(val) and bool(conv):
