@@ -16,6 +16,7 @@ export, write or read falls back to the ordinary ``jax.jit`` path.
 from __future__ import annotations
 
 import hashlib
+import functools
 import os
 import tempfile
 from pathlib import Path
@@ -92,18 +93,29 @@ def program_key(name: str, static: tuple, args: tuple) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+#: XLA options chosen for compile time on the CPU (:mod:`jaxmm.batch.compiled` says why):
+#: the batched programs and the small models' fitting program use them.
+CPU_OPTIONS: dict[str, object] = {
+    "xla_cpu_use_fusion_emitters": False,
+    "xla_cpu_experimental_ynn_fusion_type": "",
+    "xla_backend_optimization_level": 1,
+}
+
 #: Results with at most this many numbers come back from the device as one packed array.
 PACK_MAX = 1 << 16
 
 
-def run_cached(name: str, fun: Callable, static: tuple, *args: Any, to_host: bool = False):
+def run_cached(name: str, fun: Callable, static: tuple, *args: Any, to_host: bool = False,
+               compiler_options: dict | None = None):
     """Call ``fun(*args)`` through the on-disk export cache.
 
     ``fun`` is a function of the array arguments only (NumPy or JAX), already compiled
     in-process (it calls a ``jax.jit`` function; it runs as is when the cache is off or
     fails), and ``static`` is everything else it depends on (the jit's static arguments).
     With ``to_host`` the result comes back as NumPy arrays, small results in one transfer
-    (every output packed into one vector on the device).
+    (every output packed into one vector on the device). ``compiler_options`` (XLA options,
+    e.g. :data:`jaxmm.batch.compiled.CPU_OPTIONS`) apply to the stored program's compile on
+    the CPU; a jaxlib that rejects one compiles with the defaults.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -121,24 +133,33 @@ def run_cached(name: str, fun: Callable, static: tuple, *args: Any, to_host: boo
     entry = _loaded.get(mem_key)
     if entry is None:
         key = program_key(name, static, args)
-        entry = _Entry(_load_or_export(directory / f"{key}.jaxexport", fun, args), fun)
+        opts = compiler_options if jax.default_backend() == "cpu" else None
+        entry = _Entry(_load_or_export(directory / f"{key}.jaxexport", fun, args), fun, opts)
         _loaded[mem_key] = entry
-    return entry(args, to_host)
+    try:
+        return entry(args, to_host)
+    except Exception as err:  # an XLA option this jaxlib does not know: the defaults
+        if entry.options is None or "compile option" not in str(err):
+            raise
+        entry = _loaded[mem_key] = _Entry(entry.exported, fun, None)
+        return entry(args, to_host)
 
 
 class _Entry:
     """One program: the exported one (or ``fun`` itself when exporting failed), plain and
     with its outputs packed into one vector for a single transfer to the host."""
 
-    def __init__(self, exported, fun: Callable) -> None:
+    def __init__(self, exported, fun: Callable, options: dict | None = None) -> None:
         self.exported, self.fun = exported, fun
-        self.call = fun if exported is None else jax.jit(exported.call)
+        self.options = None if exported is None else options
+        jit = functools.partial(jax.jit, compiler_options=self.options)
+        self.call = fun if exported is None else jit(exported.call)
         self.packed = None
         if exported is not None and jax.config.jax_enable_x64 and all(
             jax.numpy.issubdtype(a.dtype, jax.numpy.number) or a.dtype == bool
             for a in exported.out_avals
         ) and sum(int(np.prod(a.shape)) for a in exported.out_avals) <= PACK_MAX:
-            self.packed = jax.jit(lambda *a: _pack(exported.call(*a)))
+            self.packed = jit(lambda *a: _pack(exported.call(*a)))
 
     def __call__(self, args: tuple, to_host: bool):
         if not to_host:

@@ -73,3 +73,16 @@ def test_old_programs_pruned(fresh_cache, monkeypatch):
     for n in range(4):
         programs.run_cached(f"test.prune{n}", jax.jit(lambda x: x + 1.0), (), jnp.ones(n + 1))
     assert len(list(fresh_cache.glob("*.jaxexport"))) == 2
+
+
+def test_compiler_options_apply_and_an_unknown_one_falls_back(fresh_cache):
+    """The small models' fitting program compiles with CPU_OPTIONS (same results); an
+    option this jaxlib does not know means XLA's defaults, not an error."""
+    f = jax.jit(lambda x: jnp.sum(jnp.sin(x) ** 2))
+    x = jnp.arange(5.0)
+    want = float(f(x))
+    got = programs.run_cached("test.opts", f, (), x, compiler_options=programs.CPU_OPTIONS)
+    assert float(got) == pytest.approx(want, rel=1e-12)
+    got = programs.run_cached("test.opts_bad", f, (), x,
+                              compiler_options={"xla_jaxmm_no_such_option": True})
+    assert float(got) == pytest.approx(want, rel=1e-12)

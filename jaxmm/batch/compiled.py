@@ -32,12 +32,7 @@ from collections.abc import Callable
 
 import jax
 
-#: XLA options of the batched programs on CPU (see the module docstring).
-CPU_OPTIONS: dict[str, object] = {
-    "xla_cpu_use_fusion_emitters": False,
-    "xla_cpu_experimental_ynn_fusion_type": "",
-    "xla_backend_optimization_level": 1,
-}
+from ..programs import CPU_OPTIONS  # XLA options of the batched programs on CPU (see above)
 
 
 def _unknown_option(err: Exception) -> bool:
