@@ -32,7 +32,9 @@ from collections.abc import Callable
 
 import jax
 
-from ..programs import CPU_OPTIONS  # XLA options of the batched programs on CPU (see above)
+from ..programs import (
+    CPU_OPTIONS,  # XLA options of the batched programs on CPU (see above)
+)
 
 
 def _unknown_option(err: Exception) -> bool:

@@ -117,7 +117,7 @@ def _term1_2x2(t: jnp.ndarray, D1: jnp.ndarray):
 def partial_factor(theta: jnp.ndarray, blocks: Blocks, layout: Layout) -> Partial:
     """Factor term 1 and build the lower triangle of the rest block's Schur complement."""
     thetas = split_theta(theta, layout)
-    T1, L11, G, C, logdet1 = term1(thetas[0], blocks.D1, layout.q1)
+    T1, L11, _, C, logdet1 = term1(thetas[0], blocks.D1, layout.q1)
     Ts_rest = tuple(T_of(t, q) for t, q in zip(thetas[1:], layout.qs[1:]))
     r, rz = layout.r, layout.rz
 

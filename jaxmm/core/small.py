@@ -10,7 +10,6 @@ from __future__ import annotations
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 
-
 #: Contractions up to this length are unrolled into elementwise products (see :func:`matmul`).
 UNROLL = 4
 

@@ -19,10 +19,12 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
-from scipy import special as sps
 
+from .._lazy import lazy_module
 from ..errors import DataError, ModelError
 from .links import LINKS, Link
+
+sps = lazy_module("scipy.special")  # imported on first use (0.1 s of import jaxmm)
 
 __all__ = ["Family", "Response", "binomial", "poisson", "get_family"]
 

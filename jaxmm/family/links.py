@@ -19,7 +19,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import log_ndtr, ndtr
-from scipy import special as sps
+
+from .._lazy import lazy_module
+
+sps = lazy_module("scipy.special")  # imported on first use (0.1 s of import jaxmm)
 
 __all__ = ["Link", "LINKS"]
 
@@ -54,7 +57,8 @@ def _cloglog_log_mu(eta):
 LINKS: dict[str, Link] = {
     "logit": Link("logit", jax.nn.sigmoid, jax.nn.log_sigmoid,
                   lambda e: jax.nn.log_sigmoid(-e), lambda m: np.log(m / (1 - m))),
-    "probit": Link("probit", ndtr, log_ndtr, lambda e: log_ndtr(-e), sps.ndtri),
+    "probit": Link("probit", ndtr, log_ndtr, lambda e: log_ndtr(-e),
+                   lambda p: sps.ndtri(p)),
     "cloglog": Link("cloglog", lambda e: -jnp.expm1(-jnp.exp(e)), _cloglog_log_mu,
                     lambda e: -jnp.exp(e), lambda m: np.log(-np.log1p(-m))),
     "log": Link("log", jnp.exp, lambda e: e, None, np.log),

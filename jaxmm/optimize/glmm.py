@@ -177,7 +177,8 @@ def value_and_grad_fn(lay: GlmmLayout, nagq: int, beta_in_pirls: bool):
 
     def vg(params, data, v0):
         heads, aux = packed(_stack(np.asarray(params, np.float64)), 1, data, v0)
-        return heads[0, 0], heads[0, 1:-1], aux
+        head = np.asarray(heads)[0]
+        return head[0], head[1:-1], aux
 
     return vg
 
