@@ -26,6 +26,7 @@ import warnings  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPEATS = 7
+FAST_REPEATS = 31  # models whose warm fit takes under 50 ms
 TARGETS = {"cbpp_glmm": 0.010, "grouse_glmm": 0.15, "verbagg_glmm": 0.5}  # issue 5, warm
 MODELS = [  # (id, dataset, formula, family, nagq)
     ("cbpp_glmm", "cbpp", "cbind(incidence, size - incidence) ~ period + (1 | herd)", "binomial", 1),
@@ -94,7 +95,9 @@ def main(save: bool = False, peers: bool = True) -> None:
             g = jaxmm.glmer(formula, df, family=fam, nagq=nagq)
             cold = time.perf_counter() - t
             ts = []
-            for _ in range(REPEATS):
+            # fast fits get more repeats: this 2-core machine's timings vary by +-30 %
+            # from one second to the next, and a median of 7 calls of 10 ms still moves
+            while len(ts) < REPEATS or (len(ts) < FAST_REPEATS and statistics.median(ts) < 0.05):
                 t = time.perf_counter()
                 g = jaxmm.glmer(formula, df, family=fam, nagq=nagq)
                 ts.append(time.perf_counter() - t)
@@ -135,7 +138,8 @@ def render(meta: dict, rows: list) -> str:
         f"- **Threads**: {bench_env.thread_note()}",
         f"- **BLAS seen by threadpoolctl**: {bench_env.blas_description()}",
         "- **Command**: `python benchmarks/bench_glmm.py --save`",
-        (f"- warm = median of {REPEATS} full `jaxmm.glmer` calls from the DataFrame (setup "
+        (f"- warm = median of {REPEATS} full `jaxmm.glmer` calls ({FAST_REPEATS} for fits under "
+         "50 ms) from the DataFrame (setup "
          "included); cold = first call in a fresh process, persistent compilation cache off; "
          "setup = `glformula` (design on the host). lme4 = recorded glmer times (lme4 1.1-31, "
          "R 4.2.2, reference BLAS, same machine kind); mixedlm run here in a subprocess."), "",
