@@ -84,7 +84,8 @@ def fit_lane(theta0, blocks: Blocks, layout: Layout, reml: bool, maxiter: int, g
     snapped = jnp.where(tiny, 0.0, theta)
     # Estimates at the snapped and the unsnapped theta in one (inner) batch: one copy of the
     # code; the criterion is read off the estimates.
-    est2 = jax.vmap(lambda t: estimates(t, blocks, layout))(jnp.stack([snapped, theta]))
+    est2 = jax.vmap(lambda t: estimates(t, blocks, layout, batched=True))(
+        jnp.stack([snapped, theta]))
     f2 = _criterion(est2, blocks.n, layout.p, reml)
     accept = jnp.any(tiny) & (f2[0] <= sol.fun + 1e-10 * jnp.maximum(1.0, jnp.abs(sol.fun)))
     pick = jnp.where(accept, 0, 1)

@@ -43,8 +43,8 @@ def _logdiag2_unrolled(S: jnp.ndarray) -> jnp.ndarray:
 def lane_objective(theta: jnp.ndarray, blocks: Blocks, layout: Layout, reml: bool) -> jnp.ndarray:
     """Same value as :func:`jaxmm.core.objective`; small rest blocks factored unrolled."""
     if layout.r > SMALL_R:
-        return objective(theta, blocks, layout, reml)
-    part = partial_factor(theta, blocks, layout)
+        return objective(theta, blocks, layout, reml, batched=True)
+    part = partial_factor(theta, blocks, layout, batched=True)
     N = blocks.n - (layout.p if reml else 0)
     w = row_weights(layout, reml, N, theta.dtype)
     ld = jnp.sum(w * _logdiag2_unrolled(part.S))

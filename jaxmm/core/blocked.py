@@ -114,18 +114,28 @@ def _term1_2x2(t: jnp.ndarray, D1: jnp.ndarray):
     return L11, G, C, 2.0 * jnp.sum(jnp.log(a) + jnp.log(c))
 
 
-def partial_factor(theta: jnp.ndarray, blocks: Blocks, layout: Layout) -> Partial:
-    """Factor term 1 and build the lower triangle of the rest block's Schur complement."""
+def partial_factor(theta: jnp.ndarray, blocks: Blocks, layout: Layout,
+                   batched: bool = False) -> Partial:
+    """Factor term 1 and build the lower triangle of the rest block's Schur complement.
+
+    ``batched``: the caller vmaps this over lanes (a batched fit). The X rows of the update
+    are then formed with batched dots, which XLA runs well across lanes; for one model the
+    unrolled elementwise forms are faster (star: 5.6 against 7.2 ms per value+gradient),
+    while under vmap they doubled penicillin's 500-replicate bootstrap (0.25 -> 0.5 s)."""
     thetas = split_theta(theta, layout)
-    T1, L11, _, C, logdet1 = term1(thetas[0], blocks.D1, layout.q1)
+    T1, L11, G, C, logdet1 = term1(thetas[0], blocks.D1, layout.q1)
     Ts_rest = tuple(T_of(t, q) for t, q in zip(thetas[1:], layout.qs[1:]))
     r, rz = layout.r, layout.rz
 
     # sum_j K_j C_j K_j' in the unscaled space, lower triangle only: Z rows from the
     # sparse pairs, then the dense [X y] rows (cross with Z, then with [X y]).
-    # sum_j C1_j' C_j C1_j = C1' Y with Y_j = C_j C1_j (elementwise): one GEMM.
-    Y = small.matmul(C, blocks.C1)  # (l1, q1, p+1)
-    xx = blocks.C1.reshape(-1, Y.shape[-1]).T @ Y.reshape(-1, Y.shape[-1])  # (p+1, p+1)
+    if batched:  # C_j = G_j G_j': sum_j C1_j' C_j C1_j = Wxy' Wxy, Wxy_j = G_j' C1_j
+        Wxy = jnp.einsum("jca,jck->jak", G, blocks.C1)  # (l1, q1, p+1)
+        Wflat = Wxy.reshape(-1, Wxy.shape[-1])
+        xx = Wflat.T @ Wflat  # (p+1, p+1)
+    else:  # sum_j C1_j' C_j C1_j = C1' Y with Y_j = C_j C1_j (elementwise): one GEMM
+        Y = small.matmul(C, blocks.C1)  # (l1, q1, p+1)
+        xx = blocks.C1.reshape(-1, Y.shape[-1]).T @ Y.reshape(-1, Y.shape[-1])
     ii = jax.lax.broadcasted_iota(jnp.int32, (r, r), 0)
     jj = jax.lax.broadcasted_iota(jnp.int32, (r, r), 1)
     if blocks.el_row.shape[0]:
@@ -141,11 +151,15 @@ def partial_factor(theta: jnp.ndarray, blocks: Blocks, layout: Layout) -> Partia
             zz = ops.segment_sum(zz, blocks.pair_t, num_segments=rz * r + 1,
                                  indices_are_sorted=True)[: rz * r]
             zz = zz.reshape(rz, r)
-            # B_e' C_j C1_j: theta enters through the gathered C only (q1^2 values per
-            # element, where gathering G and Wxy cost q1 (q1 + p + 1) in the derivative's
-            # scatter); the gathered C1 is data.
-            w = small.matmul(blocks.el_B[:, None, :], C[blocks.el_j])  # (E, 1, q1)
-            xz = small.matmul(w, blocks.C1[blocks.el_j])[:, 0, :]
+            if batched:
+                v = jnp.einsum("ec,eca->ea", blocks.el_B, G[blocks.el_j])  # G_j' B_e
+                xz = jnp.einsum("ea,eak->ek", v, Wxy[blocks.el_j])
+            else:
+                # B_e' C_j C1_j: theta enters through the gathered C only (q1^2 values per
+                # element, where gathering G and Wxy cost q1 (q1 + p + 1) in the derivative's
+                # scatter); the gathered C1 is data.
+                w = small.matmul(blocks.el_B[:, None, :], C[blocks.el_j])  # (E, 1, q1)
+                xz = small.matmul(w, blocks.C1[blocks.el_j])[:, 0, :]
             xz = ops.segment_sum(xz, blocks.el_row, num_segments=rz)  # (rz, p+1)
         bottom = jnp.concatenate([xz.T, xx], axis=1)
         update = jnp.concatenate([zz, bottom], axis=0)

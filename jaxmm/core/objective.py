@@ -23,10 +23,12 @@ from .layout import Blocks, Layout, row_weights
 from .logchol import weighted_logchol
 
 
-def objective(theta: jnp.ndarray, blocks: Blocks, layout: Layout, reml: bool = True) -> jnp.ndarray:
+def objective(theta: jnp.ndarray, blocks: Blocks, layout: Layout, reml: bool = True,
+              batched: bool = False) -> jnp.ndarray:
     """REML criterion (``reml=True``) or ML deviance of a linear mixed model at ``theta``.
 
     ``layout`` and ``reml`` are static. This is lme4's ``devFunOnly`` objective.
+    ``batched``: set it when vmapping over many fits (see :func:`partial_factor`).
 
     Example:
         >>> import jaxmm, jax, jax.numpy as jnp
@@ -37,7 +39,7 @@ def objective(theta: jnp.ndarray, blocks: Blocks, layout: Layout, reml: bool = T
         ...     print(bool(abs(g).max() < 1e-3))
         True
     """
-    part = partial_factor(theta, blocks, layout)
+    part = partial_factor(theta, blocks, layout, batched)
     N = blocks.n - (layout.p if reml else 0)
     w = row_weights(layout, reml, N, theta.dtype)
     return part.logdet1 + weighted_logchol(part.S, w) + N * (1.0 + jnp.log(2.0 * math.pi / N))

@@ -43,13 +43,15 @@ class Estimates(NamedTuple):
     L11: jnp.ndarray
 
 
-def estimates(theta: jnp.ndarray, blocks: Blocks, layout: Layout, beta=None) -> Estimates:
+def estimates(theta: jnp.ndarray, blocks: Blocks, layout: Layout, beta=None,
+              batched: bool = False) -> Estimates:
     """Solve the penalized least-squares problem at ``theta`` (lme4's PLS step).
 
     With ``beta`` given, the random effects are the conditional modes given that beta
     (``Estimates.beta`` is then that beta; pwrss, ldRX2 and RX stay those at beta-hat).
+    ``batched``: vmapped over many fits (see :func:`jaxmm.core.blocked.partial_factor`).
     """
-    part = partial_factor(theta, blocks, layout)
+    part = partial_factor(theta, blocks, layout, batched)
     rz, p = layout.rz, layout.p
     L = jnp.tril(chol_lower(part.S))  # reads S's lower triangle; tangent symmetrized
     if beta is None:
