@@ -8,44 +8,37 @@ over (theta, beta) taken by forward differences of the exact implicit gradient
 deviance for ``vcov``; we need it anyway, and Newton converges quadratically from where
 L-BFGS stops. Column signs of each T are normalized and numerically-zero diagonals snapped
 to 0 when that does not raise the deviance, as for linear models. The fully jitted two-stage
-program (vmappable, slow to compile) is :mod:`jaxmm.optimize.glmm_jit`.
+program (vmappable, slow to compile) is :mod:`jaxmm.optimize.glmm_jit`; the compiled
+deviance program and the host-side steps are in :mod:`jaxmm.optimize.glmm_steps`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..core.laplace import deviance
-from ..core.pirls import (
-    Factor,
-    GlmmData,
-    GlmmLayout,
-    PirlsResult,
-    dense_factor,
-    factor,
-    linear_predictor,
-    z_lambda,
-)
+from ..core.pirls import Factor, GlmmData, GlmmLayout, PirlsResult
 from ..covariance import Unstructured, tril_colmajor
 from ..precision import compute
+from .glmm_steps import (  # noqa: F401  (value_and_grad_fn: the program a fit uses)
+    LBFGS_FTOL,
+    SMALL_DATA_BYTES,
+    _fd_hessian_host,
+    _lbfgs,
+    _newton_polish,
+    _Objective,
+    _packed_vg_fn,
+    finalize_fn,
+    value_and_grad_fn,
+)
 from .lbfgs import STATUS_MESSAGES, Solution
 from .lmm import OptSummary
 
 SINGULAR_TOL = 1e-4
-#: A Newton step predicted to lower the deviance by less than this keeps the Hessian.
-REUSE_HESSIAN = 1e-4
-#: L-BFGS hands over to Newton once an iteration lowers the deviance by less than this
-#: (relative): from there Newton converges in one or two steps, where L-BFGS crawled
-#: (VerbAgg: 35 instead of 55 compiled calls; 1e-5 was too loose for its Newton steps).
-LBFGS_FTOL = 1e-6
-#: Data up to this size are passed to the compiled calls as NumPy arrays.
-SMALL_DATA_BYTES = 1 << 20
 
 
 class GlmmFit(NamedTuple):
@@ -133,168 +126,6 @@ def check(res: GlmmFit, nagq: int, nt: int, grad_tol: float = 2e-3) -> GlmmOptSu
         pirls_iter=int(res.pirls.n_iter),
         boundary=[int(i) for i in np.flatnonzero(bnd)], warnings=warnings, hessian=H,
     )
-
-
-# ----- host-driven fit: one compiled objective per model ------------------------------------
-@lru_cache(maxsize=64)
-def _packed_vg_fn(lay: GlmmLayout, nagq: int, beta_in_pirls: bool):
-    """Jitted ``(points, count, data, v0) -> (heads, PirlsResult at points[0])`` (cached per
-    layout): ``heads[i] = [deviance, *gradient, converged]`` at ``points[i]`` for
-    ``i < count`` (zeros after), evaluated one after another with PIRLS started at ``v0``.
-
-    One program serves the optimizer's steps (``count = 1``) and the finite-difference
-    Hessian's gradients (``count`` up to the number of parameters) with one dispatch and one
-    transfer each, and one compile: a second program for the Hessian cost a cold cbpp fit
-    1 s more.
-    """
-    f = deviance(lay, nagq, beta_in_pirls)
-
-    def one(params, data, v0):
-        (val, aux), g = jax.value_and_grad(lambda p: f(p, data, v0), has_aux=True)(params)
-        return jnp.concatenate([val[None], g, aux.converged.astype(g.dtype)[None]]), aux
-
-    def stacked(pts, count, data, v0):
-        zeros = (jnp.zeros(pts.shape[1] + 2, pts.dtype), PirlsResult.zeros(v0))
-
-        def body(_, ip):
-            i, p = ip
-            return None, jax.lax.cond(i < count, lambda q: one(q, data, v0), lambda q: zeros, p)
-
-        _, (heads, aux) = jax.lax.scan(body, None, (jnp.arange(pts.shape[0]), pts))
-        return heads, jax.tree_util.tree_map(lambda a: a[0], aux)
-
-    return jax.jit(stacked)
-
-
-def _stack(x: np.ndarray) -> np.ndarray:
-    """x as the first of ``x.size`` points (the packed program's fixed shape)."""
-    pts = np.zeros((x.size, x.size))
-    pts[0] = x
-    return pts
-
-
-@lru_cache(maxsize=64)
-def value_and_grad_fn(lay: GlmmLayout, nagq: int, beta_in_pirls: bool):
-    """``(params, data, v0) -> (deviance, gradient, PirlsResult)`` over the compiled
-    :func:`_packed_vg_fn` (the program a fit uses)."""
-    packed = _packed_vg_fn(lay, nagq, beta_in_pirls)
-
-    def vg(params, data, v0):
-        heads, aux = packed(_stack(np.asarray(params, np.float64)), 1, data, v0)
-        head = np.asarray(heads)[0]
-        return head[0], head[1:-1], aux
-
-    return vg
-
-
-@lru_cache(maxsize=64)
-def finalize_fn(lay: GlmmLayout):
-    """Jitted factors at the estimates: random effects only, and with beta's columns."""
-
-    def fin(theta, beta, u, data):
-        zl = z_lambda(theta, data, lay)
-        eta = linear_predictor(u, beta, zl, data, lay)
-        w = lay.family.fisher_weights(eta, data.resp)
-        return (dense_factor(factor(w, zl, data, lay, False), data, lay),
-                dense_factor(factor(w, zl, data, lay, True), data, lay))
-
-    return jax.jit(fin)
-
-
-class _Objective:
-    """Host wrapper: float64 value and gradient, PIRLS warm-started at the last modes; the
-    last point's result is cached (re-evaluating it costs nothing)."""
-
-    def __init__(self, packed, data, v0):
-        self.packed, self.data, self.v = packed, data, v0
-        self.n_eval = 0
-        self.pirls: PirlsResult | None = None
-        self._last = None
-
-    def __call__(self, x):
-        x = np.asarray(x, float)
-        if self._last is not None and np.array_equal(self._last[0], x):
-            self.v, self.pirls = self._last[3], self._last[4]
-            return self._last[1], self._last[2].copy()
-        heads, aux = self.packed(_stack(x), 1, self.data, self.v)  # NumPy: no transfer dispatch
-        head = np.asarray(heads)[0]  # one transfer; indexing the device array first would dispatch a slice
-        val, g, conv = float(head[0]), head[1:-1].copy(), head[-1] != 0
-        self.n_eval += 1
-        if np.isfinite(val) and bool(conv):
-            self.v = aux.v
-        self.pirls = aux
-        if not np.isfinite(val) or not np.all(np.isfinite(g)):
-            val, g = np.inf, np.zeros_like(g)
-        self._last = (x.copy(), val, g, self.v, aux)
-        return val, g.copy()
-
-
-def _lbfgs(obj: _Objective, x0, maxiter: int, gtol: float, ftol: float = 1e-15):
-    from scipy.optimize import minimize as sp_minimize
-
-    return sp_minimize(obj, np.asarray(x0, float), jac=True, method="L-BFGS-B",
-                       options={"maxiter": maxiter, "gtol": gtol, "ftol": ftol, "maxcor": 10,
-                                "maxls": 40})
-
-
-def _fd_hessian_host(obj: _Objective, x, free=None):
-    """Forward differences of the exact gradient (free coordinates only; others 0).
-
-    The perturbed gradients come from one compiled call; where one of them is not finite or
-    its PIRLS did not converge, they are taken one at a time through ``obj`` instead (whose
-    rules for those cases apply)."""
-    h = 1e-5 * np.maximum(np.abs(x), 0.1)
-    f0, g0 = obj(x)
-    state = obj._last
-    idx = np.arange(x.size) if free is None else np.flatnonzero(free)
-    H = np.zeros((x.size, x.size))
-    rows = None
-    if idx.size:
-        pts = np.zeros((x.size, x.size))
-        pts[: idx.size] = x[None, :] + np.diag(h)[idx]
-        heads = np.asarray(obj.packed(pts, idx.size, obj.data, obj.v)[0])[: idx.size]
-        obj.n_eval += idx.size
-        if np.all(np.isfinite(heads)) and np.all(heads[:, -1] != 0):
-            rows = heads[:, 1:-1]
-    if rows is None:
-        rows = [obj(x + h[i] * np.eye(x.size)[i])[1] for i in idx]
-    for k, i in enumerate(idx):
-        H[i] = (rows[k] - g0) / h[i]
-    obj._last = state  # back at x (cached: modes and PIRLS result at x)
-    obj.v, obj.pirls = state[3], state[4]
-    H = 0.5 * (H + H.T)
-    if free is not None:
-        H = np.where(np.outer(free, free), H, 0.0)
-    return f0, g0, H
-
-
-def _newton_polish(obj: _Objective, x, free, max_steps: int = 4):
-    """Newton steps on the free coordinates with the finite-difference Hessian, from a point
-    L-BFGS reached with a loose tolerance. Returns (x, f, g, H, ok): H at the returned x;
-    ok False when H was not positive definite or a step did not decrease the deviance."""
-    f, g, H = _fd_hessian_host(obj, x, free)
-    for _ in range(max_steps):
-        Hf, gf = H[np.ix_(free, free)], g[free]
-        try:
-            step = -np.linalg.solve(np.linalg.cholesky(Hf).T, np.linalg.solve(
-                np.linalg.cholesky(Hf), gf))
-        except np.linalg.LinAlgError:
-            return x, f, g, H, False
-        dec = float(-gf @ step)
-        if dec <= 1e-10 * max(1.0, abs(f)):
-            return x, f, g, H, True
-        xn = x.copy()
-        xn[free] += step
-        fn = obj(xn)[0]
-        if not fn <= f:
-            obj(x)
-            return x, f, g, H, dec <= 1e-7 * max(1.0, abs(f))
-        x = xn
-        if dec <= REUSE_HESSIAN:  # H changes by O(|step|): keep it, take the new gradient
-            f, g = obj(x)
-            return x, f, g, H, True
-        f, g, H = _fd_hessian_host(obj, x, free)
-    return x, f, g, H, True
 
 
 def run_glmm_fit(data: GlmmData, lay: GlmmLayout, theta0, beta0, nagq: int = 1,
