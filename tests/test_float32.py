@@ -48,3 +48,26 @@ def test_centering_leaves_the_criterion_unchanged():
 def test_float32_bad_dtype():
     with pytest.raises(jaxmm.ModelError, match="dtype"):
         jaxmm.lmer("y ~ x + (1|g)", _offset_data(), dtype="float16")
+
+
+def test_float64_fit_is_optimized_on_centered_blocks():
+    """With x ~ 1000 +- 10 in (x | g) the uncentered [X y] blocks lose the gradient's 4th
+    digit to cancellation; lmer optimizes on centered blocks (the same criterion), so it
+    converges to the optimum that the uncentered criterion also confirms."""
+    from jaxmm.core.devfun import DevFun
+    from jaxmm.optimize.lmm import run_fit
+
+    df = _offset_data()
+    d = jaxmm.lformula("y ~ x + (x|g)", df)
+    layout, blocks = crossproducts(d.y, d.X, d.terms)
+    f = DevFun.from_numpy(layout, blocks, False, icpt=0)
+    res, opt = run_fit(f, np.array([1.0, 0.0, 1.0]))
+    assert opt.converged and not opt.warnings
+    fc = DevFun.from_numpy(layout, center_blocks(layout, blocks, 0), False)
+    assert abs(opt.fmin / fc(opt.theta) - 1) < 1e-12  # reported: the centered criterion
+    # the same function uncentered, up to that form's own rounding (~8e-8 here: y'y ~ 2e10)
+    assert abs(f(opt.theta) / opt.fmin - 1) < 1e-6
+    # estimates come from the blocks as given: beta on the original x scale
+    m = jaxmm.lmer("y ~ x + (x|g)", df, reml=False)
+    assert np.allclose(m.fixef.to_numpy(), np.asarray(res.estimates.beta), rtol=1e-6)
+    assert abs(m.fixef["x"] - 0.3) < 0.1

@@ -24,7 +24,7 @@ import numpy as np
 from ..core.blocked import T_of
 from ..core.devfun import DevFun
 from ..core.layout import Blocks, Layout, split_theta
-from ..core.objective import objective, sequential_hessian
+from ..core.objective import objective
 from ..core.solve import Estimates, estimates
 from ..covariance import Unstructured, tril_colmajor
 from ..precision import compute
