@@ -37,11 +37,15 @@ def _register_pytrees() -> None:
     from jax import export
 
     from .core.layout import Blocks
+    from .core.glmm_system import Factor
+    from .core.pirls import GlmmData, PirlsResult
+    from .family.families import Response
     from .core.solve import Estimates
     from .optimize.lbfgs import Solution
     from .optimize.lmm import Centered, FitResult
 
-    for T in (Blocks, Estimates, Solution, FitResult, Centered):
+    for T in (Blocks, Estimates, Solution, FitResult, Centered, GlmmData, PirlsResult, Factor,
+              Response):
         export.register_namedtuple_serialization(T, serialized_name=f"jaxmm.{T.__name__}")
         _SERIALIZABLE.append(T)
 
@@ -143,6 +147,32 @@ def run_cached(name: str, fun: Callable, static: tuple, *args: Any, to_host: boo
             raise
         entry = _loaded[mem_key] = _Entry(entry.exported, fun, None)
         return entry(args, to_host)
+
+
+def cached_program(name: str, fun: Callable, static: tuple, *args: Any) -> Callable:
+    """The stored program of ``fun`` at these arguments' shapes, as a callable taking the
+    same arguments (for a program called many times, such as glmer's deviance at each
+    optimizer step: the lookup is done once). ``fun`` itself when the cache is off or
+    exporting fails. Arguments as for :func:`run_cached`.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> f = cached_program("doc.double", jax.jit(lambda x: 2 * x), (), jnp.arange(3.0))
+        >>> f(jnp.ones(3)).tolist()
+        [2.0, 2.0, 2.0]
+    """
+    directory = _directory()
+    if directory is None:
+        return fun
+    leaves, tree = jax.tree_util.tree_flatten(args)
+    mem_key = (name, static, tree, tuple(_leaf_key(x) for x in leaves),
+               bool(jax.config.jax_enable_x64))
+    entry = _loaded.get(mem_key)
+    if entry is None:
+        key = program_key(name, static, args)
+        entry = _Entry(_load_or_export(directory / f"{key}.jaxexport", fun, args), fun)
+        _loaded[mem_key] = entry
+    return entry.call
 
 
 def _leaf_key(x) -> tuple:

@@ -86,3 +86,18 @@ def test_compiler_options_apply_and_an_unknown_one_falls_back(fresh_cache):
     got = programs.run_cached("test.opts_bad", f, (), x,
                               compiler_options={"xla_jaxmm_no_such_option": True})
     assert float(got) == pytest.approx(want, rel=1e-12)
+
+
+def test_glmer_through_the_stored_programs_matches(fresh_cache, monkeypatch):
+    """glmer's deviance program and its finalize program are stored once; a later process
+    (here: a cleared in-memory table) loads them and fits the same model."""
+    cb = jaxmm.datasets.load("cbpp")
+    f = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+    a = jaxmm.glmer(f, cb, family="binomial")
+    assert len(list(fresh_cache.glob("*.jaxexport"))) == 2
+    monkeypatch.setattr(programs, "_loaded", {})
+    monkeypatch.setattr(jax.export, "export", lambda *a, **k: pytest.fail("re-exported"))
+    b = jaxmm.glmer(f, cb, family="binomial")
+    assert a.opt.fmin == b.opt.fmin
+    np.testing.assert_array_equal(a.fixef.to_numpy(), b.fixef.to_numpy())
+    np.testing.assert_allclose(a.stderr.to_numpy(), b.stderr.to_numpy(), rtol=1e-12)

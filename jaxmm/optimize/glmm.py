@@ -24,6 +24,7 @@ import numpy as np
 from ..core.pirls import Factor, GlmmData, GlmmLayout, PirlsResult
 from ..covariance import Unstructured, tril_colmajor
 from ..precision import compute
+from ..programs import cached_program
 from .glmm_steps import (  # noqa: F401  (value_and_grad_fn: the program a fit uses)
     LBFGS_FTOL,
     SMALL_DATA_BYTES,
@@ -32,6 +33,7 @@ from .glmm_steps import (  # noqa: F401  (value_and_grad_fn: the program a fit u
     _newton_polish,
     _Objective,
     _packed_vg_fn,
+    _stack,
     finalize_fn,
     value_and_grad_fn,
 )
@@ -146,10 +148,12 @@ def run_glmm_fit(data: GlmmData, lay: GlmmLayout, theta0, beta0, nagq: int = 1,
         small = sum(a.nbytes for a in jax.tree_util.tree_leaves(data)) <= SMALL_DATA_BYTES
         dj = data if small else jax.device_put(data)
         bip = nagq == 0
-        vg = _packed_vg_fn(lay, nagq, bip)
         x0 = np.asarray(theta0, float) if bip else np.concatenate([theta0, beta0])
         v0 = np.concatenate([np.zeros(nu), np.asarray(beta0, np.float64)]) if bip \
             else np.zeros(nu)
+        # the stored programs (jaxmm.programs): a later process skips tracing them
+        vg = cached_program("glmm.packed_vg", _packed_vg_fn(lay, nagq, bip), (lay, nagq, bip),
+                            _stack(x0), np.int64(1), dj, v0)
         obj = _Objective(vg, dj, v0)
         sol = _lbfgs(obj, x0, maxiter, 1e-6, ftol=LBFGS_FTOL)
         n_iter = int(sol.nit)
@@ -176,8 +180,9 @@ def run_glmm_fit(data: GlmmData, lay: GlmmLayout, theta0, beta0, nagq: int = 1,
             u, beta = np.asarray(pr.v[:nu]), np.asarray(pr.v[nu:])
         else:
             u, beta = np.asarray(pr.v), x[nt:]
-        Fu, Fub, pr = jax.device_get((*finalize_fn(lay)(theta, np.asarray(beta, np.float64),
-                                                        u, dj), pr))
+        beta = np.asarray(beta, np.float64)
+        fin = cached_program("glmm.finalize", finalize_fn(lay), (lay,), theta, beta, u, dj)
+        Fu, Fub, pr = jax.device_get((*fin(theta, beta, u, dj), pr))
     status = 0 if sol.success else (2 if sol.nit >= maxiter else 1)
     stage = Solution(x=x, fun=np.asarray(fun), grad=np.asarray(g),
                      n_iter=np.asarray(n_iter), n_eval=np.asarray(obj.n_eval),
@@ -202,7 +207,7 @@ def _normalize(obj: _Objective, x, lay: GlmmLayout, bip: bool):
         x[:nt] *= signs
         v = np.array(obj.v, dtype=np.float64)  # the modes restart at 0 (beta kept in PIRLS)
         v[: lay.nu if bip else v.size] = 0.0
-        obj.v = v
+        obj.v = jax.device_put(v, jax.devices()[0])  # committed, as the calls return it
     return x
 
 

@@ -87,7 +87,7 @@ def value_and_grad_fn(lay: GlmmLayout, nagq: int, beta_in_pirls: bool):
     packed = _packed_vg_fn(lay, nagq, beta_in_pirls)
 
     def vg(params, data, v0):
-        heads, aux = packed(_stack(np.asarray(params, np.float64)), 1, data, v0)
+        heads, aux = packed(_stack(np.asarray(params, np.float64)), np.int64(1), data, v0)
         head = np.asarray(heads)[0]
         return head[0], head[1:-1], aux
 
@@ -113,7 +113,9 @@ class _Objective:
     last point's result is cached (re-evaluating it costs nothing)."""
 
     def __init__(self, packed, data, v0):
-        self.packed, self.data, self.v = packed, data, v0
+        # the modes committed to the device from the start, as every later call gets them
+        # (the previous call's output): a NumPy first call compiled the program twice
+        self.packed, self.data, self.v = packed, data, jax.device_put(v0, jax.devices()[0])
         self.n_eval = 0
         self.pirls: PirlsResult | None = None
         self._last = None
@@ -123,7 +125,7 @@ class _Objective:
         if self._last is not None and np.array_equal(self._last[0], x):
             self.v, self.pirls = self._last[3], self._last[4]
             return self._last[1], self._last[2].copy()
-        heads, aux = self.packed(_stack(x), 1, self.data, self.v)  # NumPy: no transfer dispatch
+        heads, aux = self.packed(_stack(x), np.int64(1), self.data, self.v)  # NumPy: one call
         head = np.asarray(heads)[0]  # one transfer; indexing the device array first would dispatch a slice
         val, g, conv = float(head[0]), head[1:-1].copy(), head[-1] != 0
         self.n_eval += 1
@@ -159,7 +161,7 @@ def _fd_hessian_host(obj: _Objective, x, free=None):
     if idx.size:
         pts = np.zeros((x.size, x.size))
         pts[: idx.size] = x[None, :] + np.diag(h)[idx]
-        heads = np.asarray(obj.packed(pts, idx.size, obj.data, obj.v)[0])[: idx.size]
+        heads = np.asarray(obj.packed(pts, np.int64(idx.size), obj.data, obj.v)[0])[: idx.size]
         obj.n_eval += idx.size
         if np.all(np.isfinite(heads)) and np.all(heads[:, -1] != 0):
             rows = heads[:, 1:-1]
