@@ -35,6 +35,7 @@ from .glmm_steps import (  # noqa: F401  (value_and_grad_fn: the program a fit u
     _packed_vg_fn,
     _stack,
     finalize_fn,
+    home_device,
     value_and_grad_fn,
 )
 from .lbfgs import STATUS_MESSAGES, Solution
@@ -207,7 +208,7 @@ def _normalize(obj: _Objective, x, lay: GlmmLayout, bip: bool):
         x[:nt] *= signs
         v = np.array(obj.v, dtype=np.float64)  # the modes restart at 0 (beta kept in PIRLS)
         v[: lay.nu if bip else v.size] = 0.0
-        obj.v = jax.device_put(v, jax.devices()[0])  # committed, as the calls return it
+        obj.v = jax.device_put(v, home_device())  # committed, as the calls return it
     return x
 
 

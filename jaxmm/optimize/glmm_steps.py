@@ -34,6 +34,12 @@ from ..core.pirls import (
     z_lambda,
 )
 
+def home_device() -> jax.Device:
+    """The device computations go to: the configured default device, else the first one."""
+    d = jax.config.jax_default_device
+    return d if isinstance(d, jax.Device) else jax.devices()[0]
+
+
 #: A Newton step predicted to lower the deviance by less than this keeps the Hessian.
 REUSE_HESSIAN = 1e-4
 #: L-BFGS hands over to Newton once an iteration lowers the deviance by less than this
@@ -115,7 +121,7 @@ class _Objective:
     def __init__(self, packed, data, v0):
         # the modes committed to the device from the start, as every later call gets them
         # (the previous call's output): a NumPy first call compiled the program twice
-        self.packed, self.data, self.v = packed, data, jax.device_put(v0, jax.devices()[0])
+        self.packed, self.data, self.v = packed, data, jax.device_put(v0, home_device())
         self.n_eval = 0
         self.pirls: PirlsResult | None = None
         self._last = None
