@@ -131,15 +131,8 @@ def run_cached(name: str, fun: Callable, static: tuple, *args: Any, to_host: boo
     if directory is None:
         out = fun(*args)
         return jax.device_get(out) if to_host else out
-    leaves, tree = jax.tree_util.tree_flatten(args)
-    mem_key = (name, static, tree, tuple(_leaf_key(x) for x in leaves),
-               bool(jax.config.jax_enable_x64))
-    entry = _loaded.get(mem_key)
-    if entry is None:
-        key = program_key(name, static, args)
-        opts = compiler_options if jax.default_backend() == "cpu" else None
-        entry = _Entry(_load_or_export(directory / f"{key}.jaxexport", fun, args), fun, opts)
-        _loaded[mem_key] = entry
+    opts = compiler_options if jax.default_backend() == "cpu" else None
+    mem_key, entry = _lookup(directory, name, fun, static, args, opts)
     try:
         return entry(args, to_host)
     except Exception as err:  # an XLA option this jaxlib does not know: the defaults
@@ -164,15 +157,22 @@ def cached_program(name: str, fun: Callable, static: tuple, *args: Any) -> Calla
     directory = _directory()
     if directory is None:
         return fun
+    return _lookup(directory, name, fun, static, args, None)[1].call
+
+
+def _lookup(directory: Path, name: str, fun: Callable, static: tuple, args: tuple,
+            options: dict | None) -> tuple[tuple, "_Entry"]:
+    """The in-memory key and program entry of ``fun`` at these arguments: from this
+    process's table, else read from (or exported to) ``directory``."""
     leaves, tree = jax.tree_util.tree_flatten(args)
     mem_key = (name, static, tree, tuple(_leaf_key(x) for x in leaves),
                bool(jax.config.jax_enable_x64))
     entry = _loaded.get(mem_key)
     if entry is None:
         key = program_key(name, static, args)
-        entry = _Entry(_load_or_export(directory / f"{key}.jaxexport", fun, args), fun)
+        entry = _Entry(_load_or_export(directory / f"{key}.jaxexport", fun, args), fun, options)
         _loaded[mem_key] = entry
-    return entry.call
+    return mem_key, entry
 
 
 def _leaf_key(x) -> tuple:
