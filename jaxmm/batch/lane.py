@@ -47,7 +47,7 @@ def lane_objective(theta: jnp.ndarray, blocks: Blocks, layout: Layout, reml: boo
     part = partial_factor(theta, blocks, layout, batched=True)
     N = blocks.n - (layout.p if reml else 0)
     w = row_weights(layout, reml, N, theta.dtype)
-    ld = jnp.sum(w * _logdiag2_unrolled(part.S))
+    ld = jnp.sum(w * _logdiag2_unrolled(part.St.T))
     return part.logdet1 + ld + N * (1.0 + jnp.log(2.0 * math.pi / N))
 
 

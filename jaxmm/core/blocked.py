@@ -8,11 +8,17 @@ after it (the other terms' Z columns, X, y):
 
 where ``K_j`` is level j's column block of [Z_rest X y]' Z_1 (constant data), ``A`` the dense
 crossproduct of the rest, and ``Lambda_a = blockdiag(Lambda_rest, I)``. The sparse part of
-the update is a gather + segment-sum over pre-computed pairs of non-zeros of ``K_j`` — the
-pair products are constant, only the small ``C_j`` change with theta — never a dense product.
-With a scalar term 1 and many pairs it is instead ``sum_k c_k M_k`` over classes of levels
-of equal ``D1_j`` (:mod:`jaxmm.design.classes`): one tensordot with constant matrices.
-Only the lower triangle of ``S`` is formed (the dense Cholesky reads nothing else).
+the update is one sorted scatter-add of pre-computed pairs of non-zeros of ``K_j`` into A —
+the pair products are constant, only the small ``C_j`` change with theta — never a dense
+product. With a scalar term 1 and many pairs it is instead ``sum_k c_k M_k`` over classes
+of levels of equal ``D1_j`` (:mod:`jaxmm.design.classes`): one tensordot with constant
+matrices.
+
+The block is formed transposed, ``St = S'``, and only its upper triangle is valid (plus the
+whole of each level's q x q diagonal block, which Lambda mixes): in row-major order that is
+exactly the lower triangle LAPACK reads in column-major order, so the dense Cholesky
+(:func:`jaxmm.core.logchol.chol_t`) takes it without a transposing copy and every pass over
+the block, forward and in the derivative, stays in one layout.
 """
 
 from __future__ import annotations
@@ -25,6 +31,27 @@ from jax import ops
 
 from . import small
 from .layout import Blocks, Layout, split_theta
+
+
+def take_rows(x: jnp.ndarray, idx: jnp.ndarray) -> jnp.ndarray:
+    """``x[idx]`` along axis 0 for in-bounds, non-negative ``idx`` (data of the design).
+
+    A plain gather: ``jnp`` indexing first maps negative indices with a select over the whole
+    index array, an extra pass over InstEval's 1.8 M pair indices per evaluation and again
+    in the derivative's scatter."""
+    dn = jax.lax.GatherDimensionNumbers(
+        offset_dims=tuple(range(1, x.ndim)), collapsed_slice_dims=(0,), start_index_map=(0,))
+    return jax.lax.gather(x, idx[:, None], dn, (1,) + x.shape[1:],
+                          mode=jax.lax.GatherScatterMode.PROMISE_IN_BOUNDS)
+
+
+def scatter_add_sorted(x: jnp.ndarray, idx: jnp.ndarray, v: jnp.ndarray) -> jnp.ndarray:
+    """``x`` (flat) with ``v`` added at the sorted, non-negative ``idx``; indices past the
+    end (padding) are dropped."""
+    dn = jax.lax.ScatterDimensionNumbers(
+        update_window_dims=(), inserted_window_dims=(0,), scatter_dims_to_operand_dims=(0,))
+    return jax.lax.scatter_add(x, idx[:, None], v, dn, indices_are_sorted=True,
+                               mode=jax.lax.GatherScatterMode.FILL_OR_DROP)
 
 
 def T_of(theta_k: jnp.ndarray, q: int) -> jnp.ndarray:
@@ -47,7 +74,7 @@ class Partial(NamedTuple):
     L11: jnp.ndarray  # (l1, q1, q1) Cholesky factors of M_j
     C: jnp.ndarray  # (l1, q1, q1) T1 M_j^{-1} T1'
     logdet1: jnp.ndarray  # log det of term 1's diagonal block
-    S: jnp.ndarray  # (r, r) Schur complement of the rest block (lower triangle valid)
+    St: jnp.ndarray  # (r, r) the rest block's Schur complement transposed (upper triangle valid)
     Ts: tuple[jnp.ndarray, ...]  # relative factors of every term
 
 
@@ -116,7 +143,8 @@ def _term1_2x2(t: jnp.ndarray, D1: jnp.ndarray):
 
 def partial_factor(theta: jnp.ndarray, blocks: Blocks, layout: Layout,
                    batched: bool = False) -> Partial:
-    """Factor term 1 and build the lower triangle of the rest block's Schur complement.
+    """Factor term 1 and build the rest block's Schur complement, transposed (``St``: its
+    upper triangle is valid, see the module docstring).
 
     ``batched``: the caller vmaps this over lanes (a batched fit). The X rows of the update
     are then formed with batched dots, which XLA runs well across lanes; for one model the
@@ -127,8 +155,8 @@ def partial_factor(theta: jnp.ndarray, blocks: Blocks, layout: Layout,
     Ts_rest = tuple(T_of(t, q) for t, q in zip(thetas[1:], layout.qs[1:]))
     r, rz = layout.r, layout.rz
 
-    # sum_j K_j C_j K_j' in the unscaled space, lower triangle only: Z rows from the
-    # sparse pairs, then the dense [X y] rows (cross with Z, then with [X y]).
+    # sum_j K_j C_j K_j' in the unscaled space, transposed: the Z-Z part scattered into the
+    # upper triangle, the [X y] columns (cross with Z, then with [X y]) as dense columns.
     if batched:  # C_j = G_j G_j': sum_j C1_j' C_j C1_j = Wxy' Wxy, Wxy_j = G_j' C1_j
         Wxy = jnp.einsum("jca,jck->jak", G, blocks.C1)  # (l1, q1, p+1)
         Wflat = Wxy.reshape(-1, Wxy.shape[-1])
@@ -136,21 +164,18 @@ def partial_factor(theta: jnp.ndarray, blocks: Blocks, layout: Layout,
     else:  # sum_j C1_j' C_j C1_j = C1' Y with Y_j = C_j C1_j (elementwise): one GEMM
         Y = small.matmul(C, blocks.C1)  # (l1, q1, p+1)
         xx = blocks.C1.reshape(-1, Y.shape[-1]).T @ Y.reshape(-1, Y.shape[-1])
-    ii = jax.lax.broadcasted_iota(jnp.int32, (r, r), 0)
-    jj = jax.lax.broadcasted_iota(jnp.int32, (r, r), 1)
+    M = blocks.A
     if blocks.el_row.shape[0]:
         if blocks.cls_j.shape[0]:  # classes of equal D1: sum_k c_k M_k, unpacked symmetric
+            ii = jax.lax.broadcasted_iota(jnp.int32, (rz, rz), 0)
+            jj = jax.lax.broadcasted_iota(jnp.int32, (rz, rz), 1)
             zz = jnp.tensordot(C[blocks.cls_j, 0, 0], blocks.cls_M, axes=1)
-            a = jnp.maximum(ii[:rz, :rz], jj[:rz, :rz])
-            b = jnp.minimum(ii[:rz, :rz], jj[:rz, :rz])
-            zz = jnp.take(zz, a * (a + 1) // 2 + b)
-            zz = jnp.concatenate([zz, jnp.zeros((rz, r - rz), zz.dtype)], axis=1)
+            a, b = jnp.maximum(ii, jj), jnp.minimum(ii, jj)
+            M = M.at[:rz, :rz].add(-jnp.take(zz, a * (a + 1) // 2 + b))
             xz = jnp.tensordot(C[blocks.cls_j, 0, 0], blocks.cls_N, axes=1)  # (rz, p+1)
-        else:  # pairs sorted by target
-            zz = jnp.einsum("pcd,pcd->p", blocks.pair_v, C[blocks.pair_j])
-            zz = ops.segment_sum(zz, blocks.pair_t, num_segments=rz * r + 1,
-                                 indices_are_sorted=True)[: rz * r]
-            zz = zz.reshape(rz, r)
+        else:  # pairs sorted by target: one scatter-add (indices in bounds or dropped)
+            zz = jnp.einsum("pcd,pcd->p", blocks.pair_v, take_rows(C, blocks.pair_j))
+            M = scatter_add_sorted(M.reshape(-1), blocks.pair_t, -zz).reshape(r, r)
             if batched:
                 v = jnp.einsum("ec,eca->ea", blocks.el_B, G[blocks.el_j])  # G_j' B_e
                 xz = jnp.einsum("ea,eak->ek", v, Wxy[blocks.el_j])
@@ -158,14 +183,14 @@ def partial_factor(theta: jnp.ndarray, blocks: Blocks, layout: Layout,
                 # B_e' C_j C1_j: theta enters through the gathered C only (q1^2 values per
                 # element, where gathering G and Wxy cost q1 (q1 + p + 1) in the derivative's
                 # scatter); the gathered C1 is data.
-                w = small.matmul(blocks.el_B[:, None, :], C[blocks.el_j])  # (E, 1, q1)
-                xz = small.matmul(w, blocks.C1[blocks.el_j])[:, 0, :]
+                w = small.matmul(blocks.el_B[:, None, :], take_rows(C, blocks.el_j))  # (E, 1, q1)
+                xz = small.matmul(w, take_rows(blocks.C1, blocks.el_j))[:, 0, :]
             xz = ops.segment_sum(xz, blocks.el_row, num_segments=rz)  # (rz, p+1)
-        bottom = jnp.concatenate([xz.T, xx], axis=1)
-        update = jnp.concatenate([zz, bottom], axis=0)
-    else:
-        update = jnp.zeros((r, r), theta.dtype).at[rz:, rz:].set(xx)
+        M = M.at[:rz, rz:].add(-xz)
+    M = M.at[rz:, rz:].add(-xx.T)
 
+    ii = jax.lax.broadcasted_iota(jnp.int32, (r, r), 0)
+    jj = jax.lax.broadcasted_iota(jnp.int32, (r, r), 1)
     eye_z = ((ii == jj) & (ii < rz)).astype(theta.dtype)
-    S = scale_both(blocks.A - update, layout, Ts_rest) + eye_z
-    return Partial(L11=L11, C=C, logdet1=logdet1, S=S, Ts=(T1,) + Ts_rest)
+    St = scale_both(M, layout, Ts_rest) + eye_z
+    return Partial(L11=L11, C=C, logdet1=logdet1, St=St, Ts=(T1,) + Ts_rest)

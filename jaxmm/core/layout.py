@@ -70,8 +70,9 @@ class Blocks(NamedTuple):
         el_row, el_j, el_B: (Nz,), (Nz,), (Nz, q1): the non-zeros of Z_rest'Z1 — for each
             (row of the rest block, level of term 1) pair, the row of that level's q1 columns.
         pair_j, pair_v, pair_t: (P,), (P, q1, q1), (P,): pairs of non-zeros (a, b) sharing a
-            level j of term 1 with row(a) >= row(b): j, outer(B_a, B_b), and the flat target
-            row(a) * r + row(b) in the rest block (rz * r marks padding). Empty in the class
+            level j of term 1 with row(a) >= row(b) (both orders inside a level's diagonal
+            block): j, outer(B_a, B_b), and the flat target row(b) * r + row(a) in the
+            transposed rest block (int32, sorted; r * r marks padding). Empty in the class
             mode.
         cls_j, cls_of, cls_M, cls_N: (K,), (l1,), (K, rz(rz+1)/2), (K, rz, p+1): the class
             mode (scalar term 1, see :mod:`jaxmm.design.classes`): a representative term-1

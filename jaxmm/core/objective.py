@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 from .blocked import partial_factor
 from .layout import Blocks, Layout, row_weights
-from .logchol import weighted_logchol
+from .logchol import weighted_logchol_t
 
 
 def objective(theta: jnp.ndarray, blocks: Blocks, layout: Layout, reml: bool = True,
@@ -42,7 +42,7 @@ def objective(theta: jnp.ndarray, blocks: Blocks, layout: Layout, reml: bool = T
     part = partial_factor(theta, blocks, layout, batched)
     N = blocks.n - (layout.p if reml else 0)
     w = row_weights(layout, reml, N, theta.dtype)
-    return part.logdet1 + weighted_logchol(part.S, w) + N * (1.0 + jnp.log(2.0 * math.pi / N))
+    return part.logdet1 + weighted_logchol_t(part.St, w) + N * (1.0 + jnp.log(2.0 * math.pi / N))
 
 
 @partial(jax.jit, static_argnames=("layout", "reml"))

@@ -14,7 +14,7 @@ from jax import ops
 
 from .blocked import partial_factor
 from .layout import Blocks, Layout
-from .logchol import chol_lower
+from .logchol import chol_t
 
 
 class Estimates(NamedTuple):
@@ -53,7 +53,7 @@ def estimates(theta: jnp.ndarray, blocks: Blocks, layout: Layout, beta=None,
     """
     part = partial_factor(theta, blocks, layout, batched)
     rz, p = layout.rz, layout.p
-    L = jnp.tril(chol_lower(part.S))  # reads S's lower triangle; tangent symmetrized
+    L = jnp.tril(chol_t(part.St))  # reads St's upper triangle; tangent symmetrized
     if beta is None:
         x = jsl.solve_triangular(L[:-1, :-1].T, L[-1, :-1], lower=False)
         u_rest, beta = x[:rz], x[rz:]

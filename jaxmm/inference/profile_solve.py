@@ -30,7 +30,7 @@ import numpy as np
 
 from ..core.blocked import partial_factor
 from ..core.layout import Blocks, Layout, transform_xy
-from ..core.logchol import chol_lower
+from ..core.logchol import chol_t
 from ..core.solve import estimates
 from ..optimize.bfgs import bfgs
 from ..optimize.lmm import diag_mask
@@ -74,7 +74,7 @@ def deviance_at(theta, sigma2, profile_sigma, blocks: Blocks, layout: Layout):
         True
     """
     part = partial_factor(theta, blocks, layout)
-    L = chol_lower(part.S)
+    L = chol_t(part.St)
     d = jnp.diagonal(L)
     ldL2 = part.logdet1 + jnp.sum(jnp.log(d[: layout.rz] ** 2))
     pwrss = d[-1] ** 2
