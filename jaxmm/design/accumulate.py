@@ -27,17 +27,9 @@ from types import SimpleNamespace
 import numpy as np
 
 from ..core.layout import Blocks, Layout, RestTerm
-from .crossprod import (
-    _bincount_products,
-    _pad,
-    _pair_keys,
-    add_rest_block,
-    bucket,
-    bucket_dense,
-    element_arrays,
-    schur_arrays,
-)
+from .crossprod import _bincount_products, _pad, _pair_keys, add_rest_block, bucket, bucket_dense
 from .random import compact_codes
+from .schur import element_arrays, schur_arrays
 
 __all__ = ["CrossAccumulator"]
 
@@ -51,7 +43,7 @@ class CrossAccumulator:
         p: fixed-effects columns.
         pad: round sizes up to buckets (shared compiled code), as ``crossproducts`` does.
         mode: form of the Schur update's Z-Z part ("auto", "pairs", "classes"; see
-            :func:`~jaxmm.design.crossprod.schur_arrays`).
+            :func:`~jaxmm.design.schur.schur_arrays`).
     """
 
     def __init__(self, nlevels: Sequence[int], qs: Sequence[int], p: int, *, pad: bool = True,
