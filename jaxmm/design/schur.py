@@ -106,21 +106,22 @@ def _spans(starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.repeat(first, length), np.repeat(first + length, length)
 
 
-def _group_by_target_row(b_counts: np.ndarray, a_rank: np.ndarray, a_row: np.ndarray,
+def _group_by_target_row(b_counts: np.ndarray, a_of: np.ndarray, a_row: np.ndarray,
                          r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stable counting sort by row(a) of pairs listed by b (``b_counts`` pairs for each b in
-    turn): the pairs' a ranks, b ranks, and the number of pairs per target row."""
-    nb, total = b_counts.shape[0], a_rank.shape[0]
+    turn, ``a_of``: what each pair carries of a): a_of and the b ranks in the sorted order,
+    and the number of pairs per target row."""
+    nb, total = b_counts.shape[0], a_of.shape[0]
     if total >= SPARSE_GROUPING_PAIRS:
         import scipy.sparse as sp  # a CSR -> CSC transpose is a stable counting sort by column
 
         indptr = np.zeros(nb + 1, np.int32 if total < 2**31 else np.int64)
         np.cumsum(b_counts, out=indptr[1:])
-        H = sp.csr_matrix((a_rank, a_row, indptr), shape=(nb, r)).tocsc()
+        H = sp.csr_matrix((a_of, a_row, indptr), shape=(nb, r)).tocsc()
         return H.data, H.indices, np.diff(H.indptr)
     by = _stable_argsort(a_row, r)
     b_rank = np.repeat(np.arange(nb, dtype=np.int32), b_counts)
-    return a_rank[by], b_rank[by], np.bincount(a_row, minlength=r)
+    return a_of[by], b_rank[by], np.bincount(a_row, minlength=r)
 
 
 def pairs(el_row, el_j, el_B, el_blk, r, rz, pad):
@@ -145,8 +146,6 @@ def pairs(el_row, el_j, el_B, el_blk, r, rz, pad):
     lo = _spans(_runs(el_blk[order], new_j))[0]  # first partner: its block's start
     hi = _spans(new_j)[1]                        # partners end with its level
     by_row = _stable_argsort(rows, r)            # (level, row) positions in (row, level) order
-    rank = np.empty(n, np.int32)
-    rank[by_row] = np.arange(n, dtype=np.int32)
     lo, count = lo[by_row], hi[by_row] - lo[by_row]
     ends = np.cumsum(count)
     total = int(ends[-1])
@@ -154,7 +153,14 @@ def pairs(el_row, el_j, el_B, el_blk, r, rz, pad):
         raise ModelError(_pairs_message(total, q1, n, int(new_j.sum())))
     a_pos = np.repeat((lo - ends + count).astype(np.int32), count)  # partner positions
     a_pos += np.arange(total, dtype=np.int32)
-    ia, ib, per_row = _group_by_target_row(count, _take(rank, a_pos), _take(rows, a_pos), r)
+    # what the grouping carries of a: its value when scalar (saves a gather), else its rank
+    # in (row, level) order
+    if q1 == 1:
+        a_of = el_B[order, 0]
+    else:
+        a_of = np.empty(n, np.int32)
+        a_of[by_row] = np.arange(n, dtype=np.int32)
+    a_val, ib, per_row = _group_by_target_row(count, _take(a_of, a_pos), _take(rows, a_pos), r)
     src = order[by_row]  # the elements in (row, level) order
     P = bucket(total) if pad else total
     pair_j = np.zeros(P, np.int32)
@@ -165,9 +171,9 @@ def pairs(el_row, el_j, el_B, el_blk, r, rz, pad):
     pair_v = np.zeros((P, q1, q1))
     B = el_B[src]
     if q1 == 1:
-        np.multiply(_take(B[:, 0], ia), _take(B[:, 0], ib), out=pair_v[:total, 0, 0])
+        np.multiply(a_val, _take(B[:, 0], ib), out=pair_v[:total, 0, 0])
     else:
-        np.multiply(_take(B, ia)[:, :, None], _take(B, ib)[:, None, :], out=pair_v[:total])
+        np.multiply(_take(B, a_val)[:, :, None], _take(B, ib)[:, None, :], out=pair_v[:total])
     return pair_j, pair_v, pair_t
 
 
