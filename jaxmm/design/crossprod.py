@@ -13,6 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
+from .. import aligned
 from ..core.layout import Blocks, Layout
 from ..errors import ModelError
 
@@ -67,10 +68,14 @@ def _pair_keys(i1: np.ndarray, i2: np.ndarray, n2: int):
 
 
 def _pad(a: np.ndarray, n: int, value=0) -> np.ndarray:
-    if a.shape[0] == n:
+    """``a`` with rows of ``value`` appended up to n rows; large results 64-byte aligned
+    (:mod:`jaxmm.aligned`: passed to the compiled programs without a copy)."""
+    if a.shape[0] == n and (a.nbytes < aligned.MIN_BYTES or a.ctypes.data % aligned.ALIGN == 0):
         return a
-    pad = np.full((n - a.shape[0],) + a.shape[1:], value, dtype=a.dtype)
-    return np.concatenate([a, pad])
+    out = aligned.empty((n,) + a.shape[1:], a.dtype)
+    out[: a.shape[0]] = a
+    out[a.shape[0] :] = value
+    return out
 
 
 def rest_size(terms: Sequence[TermLike], p: int) -> int:

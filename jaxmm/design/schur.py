@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .. import aligned
 from ..core.layout import Layout
 from ..errors import ModelError
 from .crossprod import _pad, bucket
@@ -163,12 +164,12 @@ def pairs(el_row, el_j, el_B, el_blk, r, rz, pad):
     a_val, ib, per_row = _group_by_target_row(count, _take(a_of, a_pos), _take(rows, a_pos), r)
     src = order[by_row]  # the elements in (row, level) order
     P = bucket(total) if pad else total
-    pair_j = np.zeros(P, np.int32)
+    pair_j = aligned.zeros(P, np.int32)  # aligned: no copy into the compiled programs
     _take(el_j[src], ib, out=pair_j[:total])
-    pair_t = np.full(P, rz * r, np.int64)
+    pair_t = aligned.full(P, rz * r, np.int64)
     _take(el_row[src].astype(np.int64), ib, out=pair_t[:total])
     pair_t[:total] += np.repeat(np.arange(r, dtype=np.int64) * r, per_row)
-    pair_v = np.zeros((P, q1, q1))
+    pair_v = aligned.zeros((P, q1, q1))
     B = el_B[src]
     if q1 == 1:
         np.multiply(a_val, _take(B[:, 0], ib), out=pair_v[:total, 0, 0])
