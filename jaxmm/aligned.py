@@ -15,6 +15,8 @@ Example:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 __all__ = ["ALIGN", "copy", "empty", "full", "zeros"]
@@ -27,7 +29,7 @@ MIN_BYTES = 1 << 16
 
 def _buffer(shape, dtype, fill: bool) -> np.ndarray:
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    nbytes = (shape if isinstance(shape, int) else math.prod(shape)) * dtype.itemsize
     if nbytes < MIN_BYTES:
         return np.zeros(shape, dtype) if fill else np.empty(shape, dtype)
     raw = (np.zeros if fill else np.empty)(nbytes + ALIGN, np.uint8)
@@ -55,6 +57,9 @@ def full(shape, value, dtype=np.float64) -> np.ndarray:
 def copy(a: np.ndarray, dtype=None) -> np.ndarray:
     """A C-contiguous copy of ``a`` (as ``dtype``), 64-byte aligned when large."""
     a = np.asarray(a)
-    out = _buffer(a.shape, a.dtype if dtype is None else dtype, False)
+    dtype = a.dtype if dtype is None else np.dtype(dtype)
+    if a.size * dtype.itemsize < MIN_BYTES:
+        return np.array(a, dtype)
+    out = _buffer(a.shape, dtype, False)
     out[...] = a
     return out

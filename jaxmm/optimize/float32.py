@@ -50,8 +50,9 @@ def center_blocks(layout: Layout, blocks: Blocks, icpt: int) -> Blocks:
     T[icpt, :] -= m
     A[:, rz:] = A[:, rz:] @ T
     A[rz:, :] = T.T @ A[rz:, :]
-    C1_c = np.matmul(np.asarray(blocks.C1, np.float64), T,
-                     out=aligned.empty(np.shape(blocks.C1)[:-1] + (p + 1,)))
+    C1 = np.asarray(blocks.C1, np.float64)
+    C1_c = np.matmul(C1, T, out=aligned.empty(C1.shape)) if C1.nbytes >= aligned.MIN_BYTES \
+        else C1 @ T
     return transform_xy(blocks._replace(A=A), C1_c, T)
 
 
