@@ -7,7 +7,7 @@ Designs (seed fixed, so every run fits the same data):
   h levels of its own (people seen at a few of 1,000 sites). ``--per-g 0`` crosses g and h
   at random (each g level meets ~n/1e5 distinct h levels): jaxmm's sparse Schur update then
   needs ~(n/1e5)^2/2 pairs per g level and refuses above its pair budget (see
-  ``jaxmm.design.crossprod.MAX_PAIRS``), saying how many it would need.
+  ``jaxmm.design.schur.MAX_PAIRS``), saying how many it would need.
 * ``random``: the same formula and sizes with g and h crossed completely at random (each g
   level's ~n/1e5 rows hit ~n/1e5 distinct h levels; the data of ``crossed --per-g 0``).
   The element pairs then number ~(n/1e5)^2/2 per g level (~460 M at 1e7 rows), and jaxmm

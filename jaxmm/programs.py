@@ -68,15 +68,19 @@ def source_hash() -> str:
     return _source_hash
 
 
+_paths: dict[str | None, Path] = {}  # the directory per value of XDG_CACHE_HOME
+
+
 def _directory() -> Path | None:
+    """The directory of stored programs (made when a program is first stored), or None
+    when the cache is off."""
     if os.environ.get("JAXMM_NO_COMPILATION_CACHE"):
         return None
-    base = os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache"))
-    path = Path(base) / "jaxmm" / "export"
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return None
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    path = _paths.get(xdg)
+    if path is None:
+        base = os.path.expanduser("~/.cache") if xdg is None else xdg
+        path = _paths[xdg] = Path(base) / "jaxmm" / "export"
     return path
 
 
@@ -177,9 +181,12 @@ def _lookup(directory: Path, name: str, fun: Callable, static: tuple, args: tupl
 
 def _leaf_key(x) -> tuple:
     """Shape and dtype of an argument, read off the array (jnp.result_type per leaf cost
-    ~20 us, a tenth of a small model's whole fit over its 19 arguments)."""
+    ~20 us, a tenth of a small model's whole fit over its 19 arguments; np.shape and
+    str(dtype) another ~2 us each)."""
     dtype = getattr(x, "dtype", None)
-    return (np.shape(x), str(dtype) if dtype is not None else type(x).__name__)
+    if dtype is None:
+        return (np.shape(x), type(x).__name__)
+    return (x.shape, dtype)
 
 
 class _Entry:
@@ -197,17 +204,19 @@ class _Entry:
             for a in exported.out_avals
         ) and sum(int(np.prod(a.shape)) for a in exported.out_avals) <= PACK_MAX:
             self.packed = jit(lambda *a: _pack(exported.call(*a)))
+            # each output's slice of the packed vector, shape and dtype (found once)
+            sizes = [int(np.prod(a.shape)) for a in exported.out_avals]
+            starts = np.cumsum([0] + sizes).tolist()
+            self.parts = [(a, a + k, v.shape, np.dtype(v.dtype))
+                          for a, k, v in zip(starts, sizes, exported.out_avals)]
 
     def __call__(self, args: tuple, to_host: bool):
         if not to_host:
             return self.call(*args)
         if self.packed is None:
             return jax.device_get(self.call(*args))
-        flat, out, at = np.asarray(self.packed(*args)), [], 0
-        for aval in self.exported.out_avals:
-            size = int(np.prod(aval.shape))
-            out.append(flat[at : at + size].reshape(aval.shape).astype(aval.dtype))
-            at += size
+        flat = np.asarray(self.packed(*args))
+        out = [flat[a:b].reshape(shape).astype(dtype) for a, b, shape, dtype in self.parts]
         return jax.tree_util.tree_unflatten(self.exported.out_tree, out)
 
 
@@ -237,6 +246,7 @@ def _load_or_export(path: Path, fun: Callable, args: tuple):
         _register_pytrees()
         if path.exists():
             return export.deserialize(bytearray(path.read_bytes()))
+        path.parent.mkdir(parents=True, exist_ok=True)
         exported = export.export(jax.jit(fun))(*args)
         data = exported.serialize()
         with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as tmp:

@@ -13,7 +13,7 @@ import pytest
 
 import jaxmm
 from jaxmm.core.devfun import DevFun
-from jaxmm.design import crossprod
+from jaxmm.design import crossprod, schur
 from jaxmm.design.random import compact_codes
 
 
@@ -40,7 +40,7 @@ def test_dense_block_refused_before_allocating():
 def test_dense_pairs_refused(monkeypatch):
     # (x|g) first: no class update (that needs a scalar term 1), so the pair budget rules
     d = jaxmm.lformula("y ~ x + (x|g) + (1|h)", _crossed(4_000, 200, 50))
-    monkeypatch.setattr(crossprod, "MAX_PAIRS", 1_000)
+    monkeypatch.setattr(schur, "MAX_PAIRS", 1_000)
     with pytest.raises(jaxmm.ModelError, match="element pairs"):
         jaxmm.mk_devfun(d)
 
@@ -97,7 +97,7 @@ def test_class_update_fit_and_response_paths(monkeypatch):
     df = _crossed(2_000, 150, 30, seed=3)
     d = jaxmm.lformula("y ~ x + (1|g) + (1|h)", df)
     m1 = jaxmm.lmer("y ~ x + (1|g) + (1|h)", df, reml=False)
-    monkeypatch.setattr(crossprod, "CLASS_MIN_PAIRS", 0)
+    monkeypatch.setattr(schur, "CLASS_MIN_PAIRS", 0)
     m2 = jaxmm.lmer("y ~ x + (1|g) + (1|h)", df, reml=False)
     assert m2.devfun.blocks.cls_j.shape[0] > 0 and m1.devfun.blocks.cls_j.shape[0] == 0
     assert abs(m1.deviance - m2.deviance) <= 1e-10 * abs(m1.deviance)
@@ -120,13 +120,13 @@ def test_class_update_fit_and_response_paths(monkeypatch):
 
 def test_class_update_refused_when_too_large(monkeypatch):
     d = jaxmm.lformula("y ~ x + (1|g) + (1|h)", _crossed(4_000, 200, 50))
-    monkeypatch.setattr(crossprod, "MAX_PAIRS", 1_000)
-    monkeypatch.setattr(crossprod, "MAX_CLASS_BYTES", 1_000)
+    monkeypatch.setattr(schur, "MAX_PAIRS", 1_000)
+    monkeypatch.setattr(schur, "MAX_CLASS_BYTES", 1_000)
     with pytest.raises(jaxmm.ModelError, match="element pairs.*classes of levels"):
         jaxmm.mk_devfun(d)
     with pytest.raises(jaxmm.ModelError, match="class update"):
         crossprod.crossproducts(d.y, d.X, d.terms, mode="classes")
-    monkeypatch.setattr(crossprod, "MAX_CLASS_BYTES", 2**30)
+    monkeypatch.setattr(schur, "MAX_CLASS_BYTES", 2**30)
     assert jaxmm.mk_devfun(d).blocks.cls_j.shape[0] > 0  # pairs over budget: classes
 
 
@@ -141,4 +141,4 @@ def test_pair_count_matches_pairs():
                        _crossed(2_000, 200, 20).assign(k=lambda f: f.h % 3))
     layout, blocks = crossprod.crossproducts(d.y, d.X, d.terms, pad=False)
     el = np.asarray(blocks.el_row), np.asarray(blocks.el_j)
-    assert crossprod.pair_count(*el, layout) == blocks.pair_j.shape[0]
+    assert schur.pair_count(*el, layout) == blocks.pair_j.shape[0]

@@ -26,18 +26,11 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from .. import aligned
 from ..core.layout import Blocks, Layout, RestTerm
-from .crossprod import (
-    _bincount_products,
-    _pad,
-    _pair_keys,
-    add_rest_block,
-    bucket,
-    bucket_dense,
-    element_arrays,
-    schur_arrays,
-)
+from .crossprod import _bincount_products, _pad, _pair_keys, add_rest_block, bucket, bucket_dense
 from .random import compact_codes
+from .schur import element_arrays, schur_arrays
 
 __all__ = ["CrossAccumulator"]
 
@@ -51,7 +44,7 @@ class CrossAccumulator:
         p: fixed-effects columns.
         pad: round sizes up to buckets (shared compiled code), as ``crossproducts`` does.
         mode: form of the Schur update's Z-Z part ("auto", "pairs", "classes"; see
-            :func:`~jaxmm.design.crossprod.schur_arrays`).
+            :func:`~jaxmm.design.schur.schur_arrays`).
     """
 
     def __init__(self, nlevels: Sequence[int], qs: Sequence[int], p: int, *, pad: bool = True,
@@ -68,9 +61,10 @@ class CrossAccumulator:
         rz = (bucket(offset, 16) if offset < 512 else bucket(offset, 64)) if pad else offset
         self.layout = Layout(q1=q1, l1=l1, rest=tuple(rest), rz=rz, p=p, qs=tuple(self.qs))
         r = self.layout.r
-        self.D1 = np.zeros((l1, q1, q1))
-        self.C1 = np.zeros((l1, q1, p + 1))
-        self.A = np.zeros((r, r))
+        # aligned: the compiled programs take them without a copy (jaxmm.aligned)
+        self.D1 = aligned.zeros((l1, q1, q1))
+        self.C1 = aligned.zeros((l1, q1, p + 1))
+        self.A = aligned.zeros((r, r))
         self.keys: list[list[np.ndarray]] = [[] for _ in rest]
         self.vals: list[list[np.ndarray]] = [[] for _ in rest]
         self._pending = self._merged = 0

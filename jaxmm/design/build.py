@@ -22,7 +22,7 @@ from ..errors import DataError, ModelError, RankDeficiencyWarning
 from ..formula import ParsedFormula, parse_formula, to_formulaic
 from .contrasts import Contrast
 from .data import ColumnInfo, check_dataframe, check_finite, clean_frame, find_column
-from .data import is_factor_like, missing_mask
+from .data import is_factor_like, missing_mask, read_columns
 from .matrix import Block, block_levels, materialize, part_key, required_columns
 from .random import TermDesign, check_terms, group_index
 from .spec import DesignSpec, TermSpec
@@ -219,24 +219,27 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, *, glmm: bool
             find_column(data, col, f"random-effects term ({t.label})")
         for col in t.group_factors:
             find_column(data, col, f"grouping factor of ({t.label})")
-    if parsed.response in data.columns and is_factor_like(data[parsed.response]) \
-            and not pd.api.types.is_bool_dtype(data[parsed.response].dtype) and not glmm:
+    used = list(dict.fromkeys(resp_cols + fixed_cols + [c for t in parsed.random for c in
+                                                       lhs_cols[t.lhs] + list(t.group_factors)]))
+    columns = read_columns(data, used)
+    s = columns.get(parsed.response)
+    if s is None and parsed.response in data.columns:
         s = data[parsed.response]
+    if s is not None and is_factor_like(s) and not pd.api.types.is_bool_dtype(s.dtype) \
+            and not glmm:
         what = "a factor" if isinstance(s.dtype, pd.CategoricalDtype) else f"of dtype {s.dtype}"
         raise DataError(f"the response {parsed.response!r} is not numeric ({what}); a linear "
                         "mixed model needs a numeric response")
-    used = list(dict.fromkeys(resp_cols + fixed_cols + [c for t in parsed.random for c in
-                                                       lhs_cols[t.lhs] + list(t.group_factors)]))
 
     # 2. R's na.omit, then finiteness
-    drop = missing_mask(data, used)
+    drop = missing_mask(columns, used)
     rows = np.flatnonzero(~drop)
     if rows.size == 0:
         counts = {c: int(data[c].isna().sum()) for c in used if data[c].isna().any()}
         raise DataError(f"no complete rows: all {len(data)} rows have a missing value in a "
                         f"used column (missing per column: {counts})")
-    check_finite(data, used, rows)
-    frame, infos = clean_frame(data, used, rows)
+    check_finite(columns, used, rows)
+    frame, infos = clean_frame(columns, used, rows)
 
     def full_frame() -> pd.DataFrame:
         return clean_frame(data, used, np.arange(len(data)))[0]

@@ -25,6 +25,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg.blas import dsyrk
 
+from .. import aligned
+
 __all__ = ["class_cross", "class_products", "level_classes", "packed_size"]
 
 #: Levels of term 1 per dense chunk of K (rz x chunk float64) in the host products.
@@ -66,7 +68,7 @@ def class_products(el_row: np.ndarray, el_j: np.ndarray, el_B: np.ndarray,
     j's column of Z_rest'Z1 (elements: rest row, term-1 level, value; (row, level) unique)
     and ``cls_of`` each level's class.
     """
-    out = np.zeros((n_cls, packed_size(rz)))
+    out = aligned.zeros((n_cls, packed_size(rz)))  # no copy into the compiled programs
     if el_row.size == 0:
         return out
     rows_used = int(el_row.max()) + 1  # padded Z rows are zero: leave them out of the GEMMs

@@ -105,8 +105,9 @@ def group_index(frame: pd.DataFrame, factors: Sequence[str]) -> tuple[np.ndarray
         uniq, combo = compact_codes(combo, size * len(lab))  # keep numbers small
         size = len(uniq)
     uniq, inverse = compact_codes(combo, size)
-    if len(factors) == 1:
-        levels = tuple(labels[u] for u in uniq)
+    if len(factors) == 1:  # usually every level is used (the frame dropped unused ones)
+        levels = tuple(labels) if len(uniq) == len(labels) else \
+            tuple(labels[u] for u in uniq.tolist())
     else:
         first = np.zeros(len(uniq), dtype=np.int64)
         first[inverse] = np.arange(len(inverse))  # a row of each level

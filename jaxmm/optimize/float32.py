@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import aligned
 from ..core.devfun import DevFun
 from ..core.layout import Blocks, Layout, transform_xy
 from ..core.objective import objective
@@ -41,7 +42,7 @@ def center_blocks(layout: Layout, blocks: Blocks, icpt: int) -> Blocks:
     """The blocks of the data with every X column but the intercept (column ``icpt``) and y
     centered, computed from the blocks (NumPy, float64; O(r p^2), not O(r^3))."""
     rz, p = layout.rz, layout.p
-    A = np.array(blocks.A, np.float64)
+    A = aligned.copy(blocks.A, np.float64)  # aligned: no copy into the compiled programs
     n = float(blocks.n)
     m = A[rz + icpt, rz:] / n  # column means of [X y] (X'1 / n, as the intercept is 1)
     m[icpt] = 0.0
@@ -49,7 +50,9 @@ def center_blocks(layout: Layout, blocks: Blocks, icpt: int) -> Blocks:
     T[icpt, :] -= m
     A[:, rz:] = A[:, rz:] @ T
     A[rz:, :] = T.T @ A[rz:, :]
-    C1_c = np.asarray(blocks.C1, np.float64) @ T
+    C1 = np.asarray(blocks.C1, np.float64)
+    C1_c = np.matmul(C1, T, out=aligned.empty(C1.shape)) if C1.nbytes >= aligned.MIN_BYTES \
+        else C1 @ T
     return transform_xy(blocks._replace(A=A), C1_c, T)
 
 

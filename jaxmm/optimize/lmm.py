@@ -202,8 +202,9 @@ def check_convergence(res: FitResult, grad_tol: float = 2e-3) -> tuple[float, fl
     """lme4's checks: the gradient (scaled by the Hessian) is small and the Hessian over the
     free parameters is positive definite."""
     g, H = np.asarray(res.grad), np.asarray(res.hessian)
-    free = np.flatnonzero(~np.asarray(res.boundary))
-    gfree, Hf = g[free], H[np.ix_(free, free)]
+    boundary = np.asarray(res.boundary)
+    free = np.flatnonzero(~boundary)
+    gfree, Hf = (g, H) if not boundary.any() else (g[free], H[np.ix_(free, free)])
     max_grad = float(np.max(np.abs(gfree))) if free.size else 0.0
     min_eig = float(np.min(np.linalg.eigvalsh(Hf))) if free.size else 0.0
     warnings = []
@@ -246,7 +247,8 @@ def run_fit(devfun: DevFun, theta0=None, *, maxiter: int = 1000, gtol: float = 1
         res = run_cached("lmm.fit_program", program, (layout, reml, maxiter, exact),
                          np.asarray(th0, np.float64), blocks, gtol, centered, to_host=True,
                          compiler_options=opts)
-    max_grad, min_eig, warnings = check_convergence(res)
+        # on one BLAS thread too: a threaded eigvalsh of a 3 x 3 Hessian costs 4x as much
+        max_grad, min_eig, warnings = check_convergence(res)
     sol = res.solution
     opt = OptSummary(
         theta0=th0, theta=np.asarray(res.theta), fmin=float(res.fun), n_iter=int(sol.n_iter),
