@@ -27,7 +27,7 @@ class Solution(NamedTuple):
         n_iter: iterations taken.
         n_eval: objective + gradient evaluations (line-search steps included).
         status: 0 converged (gradient), 1 converged (no further decrease), 2 iteration limit,
-            3 non-finite objective, 4 handed over (see ``handover``).
+            3 non-finite objective.
     """
 
     x: jnp.ndarray
@@ -43,7 +43,6 @@ STATUS_MESSAGES = {
     1: "converged: no further decrease of the objective",
     2: "iteration limit reached before convergence",
     3: "non-finite objective",
-    4: "handed over to Newton steps",
 }
 
 
@@ -56,15 +55,12 @@ def minimize(
     gtol_rel: float = 1e-7,
     ftol: float = 1e-15,
     memory_size: int = 10,
-    handover=0.0,
 ) -> Solution:
     """Minimize ``fun`` from ``x0`` with L-BFGS inside a ``lax.while_loop`` (jit/vmap friendly).
 
     Stops when max|grad| <= max(gtol, gtol_rel * |f|) (the criterion's scale grows with the
     number of observations: InstEval's is 2e5), or when two successive iterations decrease f
-    by at most ``ftol * (1 + |f|)``, or (status 4) when one iteration decreases f by at most
-    ``handover * (1 + |f|)`` (a traced value allowed; 0 never hands over): the caller then
-    finishes with Newton steps, which converge in one or two where L-BFGS crawls.
+    by at most ``ftol * (1 + |f|)``.
 
     Example:
         >>> import jax.numpy as jnp
@@ -79,35 +75,32 @@ def minimize(
     value_and_grad = optax.value_and_grad_from_state(fun)
 
     def body(carry):
-        x, state, stall, n_eval, handed = carry
+        x, state, stall, n_eval = carry
         f, g = value_and_grad(x, state=state)
         updates, state = opt.update(g, state, x, value=f, grad=g, value_fn=fun)
         x = optax.apply_updates(x, updates)
         f_new = otu.tree_get(state, "value")
         small = (f - f_new) <= ftol * (1.0 + jnp.abs(f_new))
         stall = jnp.where(small, stall + 1, 0)
-        handed = (otu.tree_get(state, "count") > 1) & (
-            (f - f_new) <= handover * (1.0 + jnp.abs(f_new)))
         steps = otu.tree_get(state, "num_linesearch_steps")
-        return x, state, stall, n_eval + steps, handed
+        return x, state, stall, n_eval + steps
 
     def cond(carry):
-        x, state, stall, n_eval, handed = carry
+        x, state, stall, n_eval = carry
         it = otu.tree_get(state, "count")
         g = otu.tree_get(state, "grad")
         f = otu.tree_get(state, "value")
         gmax = jnp.max(jnp.abs(g))
-        going = (gmax > jnp.maximum(gtol, gtol_rel * jnp.abs(f))) & (stall < 2) & ~handed
+        going = (gmax > jnp.maximum(gtol, gtol_rel * jnp.abs(f))) & (stall < 2)
         return (it == 0) | (going & (it < maxiter) & jnp.isfinite(f))
 
     state0 = opt.init(x0)
-    carry = (x0, state0, jnp.asarray(0), jnp.asarray(1), jnp.asarray(False))
-    x, state, stall, n_eval, handed = jax.lax.while_loop(cond, body, carry)
+    carry = (x0, state0, jnp.asarray(0), jnp.asarray(1))
+    x, state, stall, n_eval = jax.lax.while_loop(cond, body, carry)
     f = otu.tree_get(state, "value")
     g = otu.tree_get(state, "grad")
     it = otu.tree_get(state, "count")
     gmax = jnp.max(jnp.abs(g))
     small = gmax <= jnp.maximum(gtol, gtol_rel * jnp.abs(f))
-    status = jnp.where(~jnp.isfinite(f), 3, jnp.where(small, 0, jnp.where(
-        stall >= 2, 1, jnp.where(handed, 4, 2))))
+    status = jnp.where(~jnp.isfinite(f), 3, jnp.where(small, 0, jnp.where(stall >= 2, 1, 2)))
     return Solution(x=x, fun=f, grad=g, n_iter=it, n_eval=n_eval, status=status)
