@@ -17,8 +17,9 @@ matrix is ``G = Linv' diag(w) Linv`` with ``Linv = L^{-1}``, since
 G costs a triangular inverse and a triangular product, each r^3/3 multiply-adds when the
 triangles are exploited. Both are done by recursive halving into matrix products (what
 LAPACK's trtri and lauum do), which XLA runs well on CPU and GPU: on a 1187-row block,
-14 + 18 ms instead of 55 ms for a triangular solve against the identity and 42 ms for the
-dense product.
+~21 ms (:func:`gram_inverse_upper`, every product in the fast ``A @ B`` / ``A @ B'`` forms)
+instead of 55 ms for a triangular solve against the identity and 42 ms for the dense
+product.
 """
 
 from __future__ import annotations
@@ -69,6 +70,52 @@ def gram_inverse(L: jnp.ndarray, w: jnp.ndarray) -> jnp.ndarray:
     """``L^{-T} diag(w) L^{-1}`` for lower-triangular L (w >= 0)."""
     M = jnp.sqrt(jnp.maximum(w, 0.0))[:, None] * tril_inverse(L)
     return tril_gram(M)
+
+
+def triu_inverse(R: jnp.ndarray, leaf: int = LEAF) -> jnp.ndarray:
+    """Inverse of an upper-triangular matrix (its strict lower triangle is ignored):
+    [[A, B], [0, C]]^{-1} = [[A^{-1}, -A^{-1} B C^{-1}], [0, C^{-1}]], recursively.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> [[float(v) for v in row] for row in triu_inverse(jnp.array([[2.0, 2.0], [0.0, 4.0]]))]
+        [[0.5, -0.25], [0.0, 0.25]]
+    """
+    n = R.shape[0]
+    if n <= leaf:
+        return jsl.solve_triangular(R, jnp.eye(n, dtype=R.dtype), lower=False)
+    h = n // 2
+    Ai = triu_inverse(R[:h, :h], leaf)
+    Ci = triu_inverse(R[h:, h:], leaf)
+    X = -((Ai @ R[:h, h:]) @ Ci)
+    bottom = jnp.concatenate([jnp.zeros((n - h, h), R.dtype), Ci], axis=1)
+    return jnp.concatenate([jnp.concatenate([Ai, X], axis=1), bottom], axis=0)
+
+
+def triu_gram(U: jnp.ndarray, leaf: int = LEAF) -> jnp.ndarray:
+    """The upper triangle of U U' for upper-triangular U, recursively (the strictly lower
+    blocks of the recursion are left zero): with U = [[A, B], [0, C]],
+    U U' = [[A A' + B B', B C'], [C B', C C']]. Every product has the transposed operand
+    on the right, which XLA's CPU matrix product runs at twice the speed of a transposed
+    left operand (``tril_gram``'s M'M form)."""
+    n = U.shape[0]
+    if n <= leaf:
+        return U @ U.T
+    h = n // 2
+    A, B, C = U[:h, :h], U[:h, h:], U[h:, h:]
+    top = jnp.concatenate([triu_gram(A, leaf) + B @ B.T, B @ C.T], axis=1)
+    bottom = jnp.concatenate([jnp.zeros((n - h, h), U.dtype), triu_gram(C, leaf)], axis=1)
+    return jnp.concatenate([top, bottom], axis=0)
+
+
+def gram_inverse_upper(L: jnp.ndarray, w: jnp.ndarray) -> jnp.ndarray:
+    """The upper triangle of ``L^{-T} diag(w) L^{-1}`` for lower-triangular L (w >= 0; the
+    strict lower triangle is not computed): as ``U diag(w) U'`` with ``U = (L')^{-1}``,
+    where L' is free (LAPACK's factor is column-major) and every product is fast
+    (:func:`triu_gram`). InstEval's 1187 rows: 21 instead of 30 ms for
+    :func:`gram_inverse`."""
+    U = triu_inverse(L.T) * jnp.sqrt(jnp.maximum(w, 0.0))[None, :]
+    return triu_gram(U)
 
 
 @jax.custom_jvp
@@ -135,7 +182,7 @@ def _weighted_logchol_t_jvp(primals, tangents):
     dSt, dw = tangents
     L = chol_t(St)
     logd2 = jnp.log(jnp.diagonal(L) ** 2)
-    G = _masked_gradient(gram_inverse(L, w), upper=True)  # G is symmetric
+    G = _masked_gradient(gram_inverse_upper(L, w), upper=True)  # G is symmetric
     return jnp.sum(w * logd2), jnp.sum(G * dSt) + jnp.sum(logd2 * dw)
 
 
