@@ -33,8 +33,16 @@ import warnings
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)  # benchmark this checkout's jaxmm
-# In-process compile time must be a real compilation, not a persistent-cache load.
-os.environ["JAXMM_NO_COMPILATION_CACHE"] = "1"
+# In-process compile time must be a real compilation, not a persistent-cache load: this
+# process caches into a new, empty directory (removed at exit), so its first fit compiles
+# and stores the program, and the warm fits run the stored program as a user's do.
+import atexit  # noqa: E402
+import shutil  # noqa: E402
+
+_CACHE_HOME = tempfile.mkdtemp(prefix="jaxmm_bench_cache_")
+atexit.register(shutil.rmtree, _CACHE_HOME, ignore_errors=True)
+os.environ["XDG_CACHE_HOME"] = _CACHE_HOME
+os.environ.pop("JAXMM_NO_COMPILATION_CACHE", None)
 os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
 
 from bench_models import MODELS, Model, lme4_reference  # noqa: E402

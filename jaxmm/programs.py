@@ -109,6 +109,28 @@ CPU_OPTIONS: dict[str, object] = {
     "xla_backend_optimization_level": 1,
 }
 
+#: XLA options of the large models' fitting program on the CPU: YNNPACK for the matrix
+#: products only, not for XLA's reductions and elementwise fusions. Each YNNPACK fusion
+#: builds its executable on first use (~6 ms, ~0.3 s for InstEval's ~90), and the reductions
+#: and elementwise loops ran no faster under it: InstEval's fit 0.75 -> 0.69 s warm, its
+#: first run 1.07 -> 1.00 s; star 128 -> 119 ms, first run 218 -> 160 ms.
+LARGE_CPU_OPTIONS: dict[str, object] = {
+    "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT",
+}
+
+
+def rejected_option(err: Exception) -> bool:
+    """Whether a compile failed because this jaxlib does not know an XLA option or one of
+    its values (the caller then compiles with XLA's defaults).
+
+    Example:
+        >>> rejected_option(ValueError("No such compile option: 'xla_foo'"))
+        True
+    """
+    text = str(err)
+    return "compile option" in text or "While setting option" in text
+
+
 #: Results with at most this many numbers come back from the device as one packed array.
 PACK_MAX = 1 << 16
 
@@ -132,18 +154,44 @@ def run_cached(name: str, fun: Callable, static: tuple, *args: Any, to_host: boo
         5.0
     """
     directory = _directory()
-    if directory is None:
-        out = fun(*args)
-        return jax.device_get(out) if to_host else out
     opts = compiler_options if jax.default_backend() == "cpu" else None
+    if directory is None:
+        out = _with_options(name, fun, static, opts)(*args)
+        return jax.device_get(out) if to_host else out
     mem_key, entry = _lookup(directory, name, fun, static, args, opts)
     try:
         return entry(args, to_host)
     except Exception as err:  # an XLA option this jaxlib does not know: the defaults
-        if entry.options is None or "compile option" not in str(err):
+        if entry.options is None or not rejected_option(err):
             raise
         entry = _loaded[mem_key] = _Entry(entry.exported, fun, None)
         return entry(args, to_host)
+
+
+_optioned: dict[tuple, Callable] = {}  # name, static -> fun compiled with the options
+
+
+def _with_options(name: str, fun: Callable, static: tuple, opts: dict | None) -> Callable:
+    """``fun`` compiled with the XLA options (when the store is off: the same program as a
+    stored one runs), or ``fun`` itself without options or where this jaxlib rejects one."""
+    if not opts:
+        return fun
+    key = (name, static)
+    jitted = _optioned.get(key)
+    if jitted is None:
+        tuned = jax.jit(fun, compiler_options=opts)
+
+        def jitted(*args):
+            try:
+                return tuned(*args)
+            except Exception as err:
+                if not rejected_option(err):
+                    raise
+                _optioned[key] = fun
+                return fun(*args)
+
+        _optioned[key] = jitted
+    return jitted
 
 
 def cached_program(name: str, fun: Callable, static: tuple, *args: Any) -> Callable:

@@ -86,6 +86,24 @@ def test_compiler_options_apply_and_an_unknown_one_falls_back(fresh_cache):
     got = programs.run_cached("test.opts_bad", f, (), x,
                               compiler_options={"xla_jaxmm_no_such_option": True})
     assert float(got) == pytest.approx(want, rel=1e-12)
+    # a known option with a value this jaxlib does not know: the defaults too
+    got = programs.run_cached("test.opts_bad_value", f, (), x, compiler_options={
+        "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_NO_SUCH_TYPE"})
+    assert float(got) == pytest.approx(want, rel=1e-12)
+
+
+def test_compiler_options_apply_with_the_store_off(monkeypatch):
+    """With the program store off, the options still apply (the same program runs), and a
+    rejected one still falls back."""
+    monkeypatch.setenv("JAXMM_NO_COMPILATION_CACHE", "1")
+    f = jax.jit(lambda x: jnp.sum(jnp.cos(x) ** 2))
+    x = jnp.arange(4.0)
+    want = float(f(x))
+    for name, opts in [("test.off_opts", programs.LARGE_CPU_OPTIONS),
+                       ("test.off_bad", {"xla_jaxmm_no_such_option": True})]:
+        assert float(programs.run_cached(name, f, (), x, compiler_options=opts)) == \
+            pytest.approx(want, rel=1e-12)
+        assert programs._optioned[(name, ())] is not None
 
 
 def test_glmer_through_the_stored_programs_matches(fresh_cache, monkeypatch):

@@ -34,11 +34,12 @@ import jax
 
 from ..programs import (
     CPU_OPTIONS,  # XLA options of the batched programs on CPU (see above)
+    rejected_option,
 )
 
 
 def _unknown_option(err: Exception) -> bool:
-    return "compile option" in str(err)
+    return rejected_option(err)
 
 
 def batch_jit(fun: Callable, static_argnames: tuple[str, ...] = ()) -> Callable:

@@ -28,7 +28,7 @@ from ..core.objective import objective
 from ..core.solve import Estimates, estimates
 from ..covariance import Unstructured, tril_colmajor
 from ..precision import compute
-from ..programs import CPU_OPTIONS, run_cached
+from ..programs import CPU_OPTIONS, LARGE_CPU_OPTIONS, run_cached
 from .lbfgs import STATUS_MESSAGES, Solution, minimize
 
 #: Dense blocks at least this large get the finite-difference-of-exact-gradient Hessian.
@@ -242,8 +242,9 @@ def run_fit(devfun: DevFun, theta0=None, *, maxiter: int = 1000, gtol: float = 1
             return fit_program(th, b, layout, reml, maxiter, tol, exact, c)
 
         # small models: XLA options for compile time (a third less; run time unchanged at
-        # these sizes, while a large dense factorization runs slower under them)
-        opts = CPU_OPTIONS if exact else None
+        # these sizes, while a large dense factorization runs slower under them); large
+        # ones: YNNPACK for the matrix products only (programs.LARGE_CPU_OPTIONS)
+        opts = CPU_OPTIONS if exact else LARGE_CPU_OPTIONS
         res = run_cached("lmm.fit_program", program, (layout, reml, maxiter, exact),
                          np.asarray(th0, np.float64), blocks, gtol, centered, to_host=True,
                          compiler_options=opts)
