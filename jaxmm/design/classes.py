@@ -23,7 +23,6 @@ Example:
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg.blas import dsyrk
 
 from .. import aligned
 
@@ -89,6 +88,8 @@ def class_products(el_row: np.ndarray, el_j: np.ndarray, el_B: np.ndarray,
     small = np.int16 if chunk_cls.size < 2**15 else np.int32  # int16: a radix sort
     order = np.argsort(el_chunk.astype(small), kind="stable")
     bounds = np.r_[0, np.cumsum(np.bincount(el_chunk, minlength=chunk_cls.size))]
+    from scipy.linalg.blas import dsyrk  # here: scipy.linalg costs ~70 ms of a cold start
+
     dense = np.zeros((rows_used, CHUNK), order="F")
     M = np.zeros((rows_used, rows_used), order="F")
     for c in range(chunk_cls.size):

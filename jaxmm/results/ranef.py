@@ -11,7 +11,10 @@ chunks of levels, and the diagonal blocks of ``L22^{-T} L22^{-1}`` for the other
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg as sl
+
+from .._lazy import lazy_module
+
+sl = lazy_module("scipy.linalg")  # ~70 ms of import jaxmm; needed by the variances only
 
 
 def term_modes(u1, u_rest, Ts, layout, nlevels) -> list[np.ndarray]:
