@@ -53,6 +53,10 @@ def compute() -> Iterator[None]:
     setting is restored afterwards; only libraries not already at one thread are touched)."""
     global _blas
     if _blas is None:
+        # jaxlib's CPU Cholesky and triangular solves run on scipy's OpenBLAS: load it
+        # before the libraries are listed, or it is never pinned (imported lazily, it was
+        # found too late once and InstEval's fit ran 1.5x slower on two BLAS threads)
+        import scipy.linalg.cython_lapack  # noqa: F401
         from threadpoolctl import ThreadpoolController
 
         _blas = ThreadpoolController().select(user_api="blas").lib_controllers

@@ -71,12 +71,12 @@ def _resolve(name: str) -> str:
 def _load_cached(stored: str) -> pd.DataFrame:
     types = json.loads((_DATA / f"{stored}.types.json").read_text())["columns"]
     levels = json.loads((_DATA / f"{stored}.levels.json").read_text())
-    factor_cols = [c for c, t in types.items() if t in ("factor", "ordered")]
+    # factors parsed straight into their categories (R's level order), not as strings
+    # converted afterwards: InstEval 65 -> 26 ms
+    factors = {c: pd.CategoricalDtype(levels[c], ordered=t == "ordered")
+               for c, t in types.items() if t in ("factor", "ordered")}
     with resources.as_file(_DATA / f"{stored}.csv.gz") as path:
-        df = pd.read_csv(path, dtype={c: str for c in factor_cols}, keep_default_na=True)
-    for col in factor_cols:
-        dtype = pd.CategoricalDtype(levels[col], ordered=types[col] == "ordered")
-        df[col] = pd.Categorical(df[col], dtype=dtype)
+        df = pd.read_csv(path, dtype=factors, keep_default_na=True)
     for col, t in types.items():
         if t == "integer" and df[col].isna().any():
             df[col] = df[col].astype("Int64").astype(float)
