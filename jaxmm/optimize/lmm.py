@@ -8,7 +8,7 @@ optimum for the convergence checks, and the conditional estimates there. The Hes
 taken by central differences of the exact gradient (``exact_hessian``: 2 n_theta gradients,
 within ~1e-8 of autodiff, and a third of forward-over-reverse's compile time), or for large
 models by forward differences (n_theta gradients, within ~1e-5: each gradient of InstEval
-costs 90 ms); :meth:`jaxmm.DevFun.hessian` always gives the autodiff one.
+costs ~50 ms); :meth:`jaxmm.DevFun.hessian` always gives the autodiff one.
 """
 
 from __future__ import annotations
@@ -87,30 +87,40 @@ def normalize_signs(theta: jnp.ndarray, layout: Layout) -> jnp.ndarray:
     return theta * column_signs(theta, layout)
 
 
-def _cd_hessian(fun, theta: jnp.ndarray) -> jnp.ndarray:
-    """Hessian by central differences of the exact gradient (2 n_theta gradients, one after
-    another; symmetrized). Within ~1e-8 relative of forward-over-reverse autodiff, and its
-    program compiles in a third of the time (sleepstudy: 0.5 s instead of 1.3 s)."""
-    h = 1e-4 * jnp.maximum(jnp.abs(theta), 0.1)
-    steps = jnp.diag(h)
-    G = jax.lax.map(jax.grad(fun), jnp.concatenate([theta[None, :] + steps,
-                                                    theta[None, :] - steps]))
+def _gradients(fun, theta: jnp.ndarray, f0, g0, known, steps: jnp.ndarray):
+    """The criterion and gradient at ``theta`` (evaluated unless ``known``: then ``f0``,
+    ``g0``) and the gradients at ``theta + steps[k]`` for each row, one after another
+    through a single compiled gradient: a second instance for theta alone cost InstEval's
+    program ~20 more matrix products, each of which XLA prepares on its first run.
+
+    One after another (a loop), not vmapped: two batched LAPACK Choleskys running
+    concurrently on XLA's CPU thread pool can deadlock it."""
+    vg = jax.value_and_grad(fun)
+    pts = jnp.concatenate([theta[None, :], theta[None, :] + steps])
+
+    def body(i, c):
+        F, G = c
+        f, g = vg(pts[i])
+        return F.at[i].set(f), G.at[i].set(g)
+
+    F = jnp.zeros(pts.shape[0], theta.dtype).at[0].set(f0)
+    G = jnp.zeros(pts.shape, theta.dtype).at[0].set(g0)
+    F, G = jax.lax.fori_loop(jnp.where(known, 1, 0), pts.shape[0], body, (F, G))
+    return F[0], G[0], G[1:]
+
+
+def _hessian(fun, theta: jnp.ndarray, f0, g0, known, central: bool):
+    """(f, grad, Hessian) at ``theta``, the Hessian by differences of the exact gradient:
+    central (2 n_theta gradients; within ~1e-8 relative of forward-over-reverse autodiff,
+    whose program compiles three times as long: sleepstudy 1.3 s instead of 0.5 s) or
+    forward (n_theta gradients, within ~1e-5: the large models), steps scaled to each
+    parameter; symmetrized."""
     n = theta.shape[0]
-    H = (G[:n] - G[n:]) / (2.0 * h[:, None])
-    return 0.5 * (H + H.T)
-
-
-def _fd_hessian(fun, theta: jnp.ndarray, g: jnp.ndarray) -> jnp.ndarray:
-    """Hessian by forward differences of the exact gradient ``g`` at ``theta`` (steps
-    scaled to each parameter, symmetrized): n_theta more gradients.
-
-    They run one after another (``lax.map``), not vmapped: two batched LAPACK Choleskys
-    running concurrently on XLA's CPU thread pool can deadlock it.
-    """
-    h = 1e-5 * jnp.maximum(jnp.abs(theta), 0.1)
-    G = jax.lax.map(jax.grad(fun), theta[None, :] + jnp.diag(h))
-    H = (G - g[None, :]) / h[:, None]
-    return 0.5 * (H + H.T)
+    h = (1e-4 if central else 1e-5) * jnp.maximum(jnp.abs(theta), 0.1)
+    steps = jnp.concatenate([jnp.diag(h), -jnp.diag(h)]) if central else jnp.diag(h)
+    f, g, G = _gradients(fun, theta, f0, g0, known, steps)
+    H = (G[:n] - G[n:]) / (2.0 * h[:, None]) if central else (G - g[None, :]) / h[:, None]
+    return f, g, 0.5 * (H + H.T)
 
 
 class Centered(NamedTuple):
@@ -158,11 +168,9 @@ def fit_program(
     f_snap = jax.lax.cond(jnp.any(tiny), fun, lambda t: jnp.inf * jnp.ones((), t.dtype), snapped)
     accept = f_snap <= sol.fun + 1e-10 * jnp.maximum(1.0, jnp.abs(sol.fun))
     theta = jnp.where(accept, snapped, theta)
-    # The criterion is even in each column's sign: flipping a column flips its gradient.
-    f, g = jax.lax.cond(
-        accept, jax.value_and_grad(fun), lambda t: (sol.fun, sol.grad * signs), theta
-    )
-    H = _cd_hessian(fun, theta) if exact_hessian else _fd_hessian(fun, theta, g)
+    # The criterion is even in each column's sign: flipping a column flips its gradient;
+    # at a snapped theta both are evaluated anew.
+    f, g, H = _hessian(fun, theta, sol.fun, sol.grad * signs, ~accept, exact_hessian)
     return FitResult(
         solution=sol, theta=theta, fun=f, grad=g, hessian=H,
         boundary=tiny & accept, estimates=estimates(theta, blocks, layout),
