@@ -178,6 +178,30 @@ def test_cli_reads_csv_and_reports_errors(tmp_path, capsys, sleepstudy):
     assert cli.main(["fit", "y ~ 1 + (1|g)", "--data", "nosuchdata"]) == 2
 
 
+def test_cli_command_exits_with_main_code_and_flushed_output():
+    """The ``jaxmm`` command (cli.run: gc.freeze, then os._exit after flushing) prints the
+    whole result and exits with main's code: 0, 2 for jaxmm's errors and for argparse's."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1]) + os.pathsep + env.get("PYTHONPATH", "")
+
+    def command(*args):
+        return subprocess.run([sys.executable, "-c", "from jaxmm.cli import run; run()", *args],
+                              capture_output=True, text=True, env=env, timeout=300, check=False)
+
+    ok = command("fit", "Reaction ~ Days + (Days|Subject)", "--data", "sleepstudy", "--json")
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert json.loads(ok.stdout)["ngroups"] == {"Subject": 18}
+    bad = command("fit", "Reaction ~ Dayz + (1|Subject)", "--data", "sleepstudy")
+    assert bad.returncode == 2 and "jaxmm: error:" in bad.stderr and "Days" in bad.stderr
+    usage = command("fit")
+    assert usage.returncode == 2 and "required" in usage.stderr
+
+
 def test_datasets():
     names = jaxmm.datasets.list()
     assert {"sleepstudy", "InstEval", "star", "HR", "Pixel"} <= set(names)
