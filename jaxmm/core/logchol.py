@@ -1,11 +1,12 @@
 """Weighted log-diagonal of a dense Cholesky factor, with a cheap exact derivative.
 
-The linear mixed model's dense block arrives transposed (:func:`weighted_logchol_t`,
-:func:`chol_t`): its upper triangle in row-major order is the lower triangle LAPACK reads in
-column-major order, so the factorization takes it without a transposing copy, and every
-elementwise pass before and after (the Schur update, the scaling by Lambda, their
-derivatives) runs in one row-major layout. With the lower triangle given instead, XLA
-transposed the block several times per evaluation (InstEval: ~20 ms of 75).
+The dense block arrives transposed (:func:`weighted_logchol_t`, :func:`chol_t`): its upper
+triangle in row-major order is the lower triangle LAPACK reads in column-major order, so the
+factorization takes it without a transposing copy, and every elementwise pass before and
+after (the Schur update, the scaling by Lambda, their derivatives) runs in one row-major
+layout. With the lower triangle given instead, XLA transposed the block several times per
+evaluation (InstEval: ~20 ms of 75). :func:`weighted_logchol` takes the lower triangle
+(GLMMs' small blocks) through the same code.
 
 The profiled criterion needs only ``sum_i w_i log L_ii^2`` of the dense rest block's
 Cholesky factor L (w = 1 on Z rows, 1 on X rows for REML, N on the y row whose squared
@@ -40,42 +41,6 @@ def _chol(S):
     return jax.lax.linalg.cholesky(S, symmetrize_input=False)
 
 
-def tril_inverse(L: jnp.ndarray, leaf: int = LEAF) -> jnp.ndarray:
-    """Inverse of a lower-triangular matrix (its strict upper triangle is ignored).
-
-    [[A, 0], [B, C]]^{-1} = [[A^{-1}, 0], [-C^{-1} B A^{-1}, C^{-1}]], recursively.
-    """
-    n = L.shape[0]
-    if n <= leaf:
-        return jsl.solve_triangular(L, jnp.eye(n, dtype=L.dtype), lower=True)
-    h = n // 2
-    Ai = tril_inverse(L[:h, :h], leaf)
-    Ci = tril_inverse(L[h:, h:], leaf)
-    X = -(Ci @ (L[h:, :h] @ Ai))
-    top = jnp.concatenate([Ai, jnp.zeros((h, n - h), L.dtype)], axis=1)
-    return jnp.concatenate([top, jnp.concatenate([X, Ci], axis=1)], axis=0)
-
-
-def tril_gram(M: jnp.ndarray, leaf: int = LEAF) -> jnp.ndarray:
-    """M' M for lower-triangular M, recursively: with M = [[A, 0], [B, C]],
-    M'M = [[A'A + B'B, B'C], [C'B, C'C]]."""
-    n = M.shape[0]
-    if n <= leaf:
-        return M.T @ M
-    h = n // 2
-    A, B, C = M[:h, :h], M[h:, :h], M[h:, h:]
-    TL = tril_gram(A, leaf) + B.T @ B
-    TR = B.T @ C
-    BR = tril_gram(C, leaf)
-    return jnp.concatenate([jnp.concatenate([TL, TR], 1), jnp.concatenate([TR.T, BR], 1)], 0)
-
-
-def gram_inverse(L: jnp.ndarray, w: jnp.ndarray) -> jnp.ndarray:
-    """``L^{-T} diag(w) L^{-1}`` for lower-triangular L (w >= 0)."""
-    M = jnp.sqrt(jnp.maximum(w, 0.0))[:, None] * tril_inverse(L)
-    return tril_gram(M)
-
-
 def triu_inverse(R: jnp.ndarray, leaf: int = LEAF) -> jnp.ndarray:
     """Inverse of an upper-triangular matrix (its strict lower triangle is ignored):
     [[A, B], [0, C]]^{-1} = [[A^{-1}, -A^{-1} B C^{-1}], [0, C^{-1}]], recursively.
@@ -101,7 +66,7 @@ def triu_gram(U: jnp.ndarray, leaf: int = LEAF) -> jnp.ndarray:
     blocks of the recursion are left zero): with U = [[A, B], [0, C]],
     U U' = [[A A' + B B', B C'], [C B', C C']]. Every product has the transposed operand
     on the right, which XLA's CPU matrix product runs at twice the speed of a transposed
-    left operand (``tril_gram``'s M'M form)."""
+    left operand (the ``M' M`` form of a lower-triangular recursion)."""
     n = U.shape[0]
     if n <= leaf:
         return U @ U.T
@@ -116,25 +81,10 @@ def gram_inverse_upper(L: jnp.ndarray, w: jnp.ndarray) -> jnp.ndarray:
     """The upper triangle of ``L^{-T} diag(w) L^{-1}`` for lower-triangular L (w >= 0; the
     strict lower triangle is not computed): as ``U diag(w) U'`` with ``U = (L')^{-1}``,
     where L' is free (LAPACK's factor is column-major) and every product is fast
-    (:func:`triu_gram`). InstEval's 1187 rows: 21 instead of 30 ms for
-    :func:`gram_inverse`."""
+    (:func:`triu_gram`). InstEval's 1187 rows: 21 ms, where the same recursion over
+    L^{-1} (products ``M' M``, twice as slow in XLA) took 30 ms."""
     U = triu_inverse(L.T) * jnp.sqrt(jnp.maximum(w, 0.0))[None, :]
     return triu_gram(U)
-
-
-@jax.custom_jvp
-def chol_lower(S: jnp.ndarray) -> jnp.ndarray:
-    """Cholesky factor reading only S's lower triangle (its strict upper triangle is not
-    zeroed); its tangent is symmetrized to match."""
-    return _chol(S)
-
-
-@chol_lower.defjvp
-def _chol_lower_jvp(primals, tangents):
-    (S,), (dS,) = primals, tangents
-    dS = jnp.tril(dS) + jnp.tril(dS, -1).T
-    L, dL = jax.jvp(_chol, (S,), (dS,))
-    return L, jnp.tril(dL)
 
 
 @jax.custom_jvp
@@ -158,12 +108,12 @@ def _chol_t_jvp(primals, tangents):
     return L, jnp.tril(dL)
 
 
-def _masked_gradient(G: jnp.ndarray, upper: bool) -> jnp.ndarray:
-    """The derivative with respect to the triangle read: off-diagonal entries count twice."""
+def _upper_gradient(G: jnp.ndarray) -> jnp.ndarray:
+    """The derivative with respect to the upper triangle read: off-diagonal entries of the
+    symmetric ``G`` count twice, the strict lower triangle not at all."""
     ii = jax.lax.broadcasted_iota(jnp.int32, G.shape, 0)
     jj = jax.lax.broadcasted_iota(jnp.int32, G.shape, 1)
-    off = ii < jj if upper else ii > jj
-    return jnp.where(off, 2.0 * G, jnp.where(ii == jj, G, 0.0))
+    return jnp.where(ii < jj, 2.0 * G, jnp.where(ii == jj, G, 0.0))
 
 
 @jax.custom_jvp
@@ -186,13 +136,13 @@ def _weighted_logchol_t_jvp(primals, tangents):
     dSt, dw = tangents
     L = chol_t(St)
     logd2 = jnp.log(jnp.diagonal(L) ** 2)
-    G = _masked_gradient(gram_inverse_upper(L, w), upper=True)  # G is symmetric
+    G = _upper_gradient(gram_inverse_upper(L, w))
     return jnp.sum(w * logd2), jnp.sum(G * dSt) + jnp.sum(logd2 * dw)
 
 
-@jax.custom_jvp
 def weighted_logchol(S: jnp.ndarray, w: jnp.ndarray) -> jnp.ndarray:
-    """``sum_i w_i log L_ii^2`` where ``L = cholesky(S)``; only S's lower triangle is read.
+    """``sum_i w_i log L_ii^2`` where ``L = cholesky(S)``; only S's lower triangle is read
+    (:func:`weighted_logchol_t` of ``S'``, derivative included).
 
     Example:
         >>> import jax.numpy as jnp
@@ -200,16 +150,4 @@ def weighted_logchol(S: jnp.ndarray, w: jnp.ndarray) -> jnp.ndarray:
         >>> float(weighted_logchol(S, jnp.ones(2)))  # log det S = log 8
         2.079...
     """
-    L = _chol(S)
-    return jnp.sum(w * jnp.log(jnp.diagonal(L) ** 2))
-
-
-@weighted_logchol.defjvp
-def _weighted_logchol_jvp(primals, tangents):
-    S, w = primals
-    dS, dw = tangents
-    L = chol_lower(S)
-    logd2 = jnp.log(jnp.diagonal(L) ** 2)
-    G = _masked_gradient(gram_inverse(L, w), upper=False)
-    out = jnp.sum(w * logd2)
-    return out, jnp.sum(G * dS) + jnp.sum(logd2 * dw)
+    return weighted_logchol_t(S.T, w)
