@@ -168,30 +168,58 @@ def run_cached(name: str, fun: Callable, static: tuple, *args: Any, to_host: boo
         return entry(args, to_host)
 
 
+def options_jit(fun: Callable, options: dict, static_argnames: tuple[str, ...] = ()) -> Callable:
+    """``jax.jit(fun, static_argnames=...)`` compiled with the XLA ``options`` when the
+    default backend is the CPU (plain ``jax.jit`` elsewhere, or from the first compile on
+    which this jaxlib rejects an option or its value). Called like ``fun``; ``.trace`` and
+    ``.lower`` act on the variant in use.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> g = options_jit(lambda x: x + 1, {"xla_jaxmm_no_such_option": True})
+        >>> with jaxmm.x64():
+        ...     g(jnp.zeros(2)).tolist()
+        [1.0, 1.0]
+    """
+    plain = jax.jit(fun, static_argnames=static_argnames)
+    tuned = jax.jit(fun, static_argnames=static_argnames, compiler_options=options)
+    state: dict[str, bool] = {}
+
+    def pick():
+        if "tuned" not in state:
+            state["tuned"] = jax.default_backend() == "cpu"
+        return tuned if state["tuned"] else plain
+
+    @functools.wraps(fun)
+    def call(*args, **kwargs):
+        prog = pick()
+        if prog is plain:
+            return plain(*args, **kwargs)
+        try:
+            return tuned(*args, **kwargs)
+        except Exception as err:
+            if not rejected_option(err):
+                raise
+            state["tuned"] = False
+            return plain(*args, **kwargs)
+
+    call.lower = lambda *a, **k: pick().lower(*a, **k)  # type: ignore[attr-defined]
+    call.trace = lambda *a, **k: pick().trace(*a, **k)  # type: ignore[attr-defined]
+    return call
+
+
 _optioned: dict[tuple, Callable] = {}  # name, static -> fun compiled with the options
 
 
 def _with_options(name: str, fun: Callable, static: tuple, opts: dict | None) -> Callable:
     """``fun`` compiled with the XLA options (when the store is off: the same program as a
-    stored one runs), or ``fun`` itself without options or where this jaxlib rejects one."""
+    stored one runs), once per program; ``fun`` itself without options."""
     if not opts:
         return fun
     key = (name, static)
-    jitted = _optioned.get(key)
-    if jitted is None:
-        tuned = jax.jit(fun, compiler_options=opts)
-
-        def jitted(*args):
-            try:
-                return tuned(*args)
-            except Exception as err:
-                if not rejected_option(err):
-                    raise
-                _optioned[key] = fun
-                return fun(*args)
-
-        _optioned[key] = jitted
-    return jitted
+    if key not in _optioned:
+        _optioned[key] = options_jit(fun, opts)
+    return _optioned[key]
 
 
 def cached_program(name: str, fun: Callable, static: tuple, *args: Any) -> Callable:

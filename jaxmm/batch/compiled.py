@@ -27,26 +27,19 @@ Example:
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
-
-import jax
 
 from ..programs import (
     CPU_OPTIONS,  # XLA options of the batched programs on CPU (see above)
-    rejected_option,
+    options_jit,
 )
-
-
-def _unknown_option(err: Exception) -> bool:
-    return rejected_option(err)
 
 
 def batch_jit(fun: Callable, static_argnames: tuple[str, ...] = ()) -> Callable:
     """``jax.jit(fun, static_argnames=...)``, compiled with :data:`CPU_OPTIONS` when the
     default backend is the CPU (plain ``jax.jit`` elsewhere, or where this jaxlib rejects
-    an option). The result is called like ``fun``; ``.trace`` and ``.lower`` act on the variant in
-    use.
+    an option: :func:`jaxmm.programs.options_jit`). The result is called like ``fun``;
+    ``.trace`` and ``.lower`` act on the variant in use.
 
     Example:
         >>> import jax.numpy as jnp
@@ -55,28 +48,4 @@ def batch_jit(fun: Callable, static_argnames: tuple[str, ...] = ()) -> Callable:
         ...     g(jnp.zeros(2)).tolist()
         [1.0, 1.0]
     """
-    plain = jax.jit(fun, static_argnames=static_argnames)
-    tuned = jax.jit(fun, static_argnames=static_argnames, compiler_options=CPU_OPTIONS)
-    state: dict[str, bool] = {}
-
-    def pick():
-        if "tuned" not in state:
-            state["tuned"] = jax.default_backend() == "cpu"
-        return tuned if state["tuned"] else plain
-
-    @functools.wraps(fun)
-    def call(*args, **kwargs):
-        prog = pick()
-        if prog is plain:
-            return plain(*args, **kwargs)
-        try:
-            return tuned(*args, **kwargs)
-        except Exception as err:  # an XLA option unknown to this jaxlib
-            if not _unknown_option(err):
-                raise
-            state["tuned"] = False
-            return plain(*args, **kwargs)
-
-    call.lower = lambda *a, **k: pick().lower(*a, **k)  # type: ignore[attr-defined]
-    call.trace = lambda *a, **k: pick().trace(*a, **k)  # type: ignore[attr-defined]
-    return call
+    return options_jit(fun, CPU_OPTIONS, static_argnames)
