@@ -180,12 +180,10 @@ def partial_factor(theta: jnp.ndarray, blocks: Blocks, layout: Layout,
                 U = ops.segment_sum(zz, blocks.pair_t, num_segments=r * r + 1,
                                     indices_are_sorted=True)[: r * r]
                 M = M - U.reshape(r, r)
-            else:
-                M = scatter_add_sorted(M.reshape(-1), blocks.pair_t, -zz).reshape(r, r)
-            if batched:
                 v = jnp.einsum("ec,eca->ea", blocks.el_B, G[blocks.el_j])  # G_j' B_e
                 xz = jnp.einsum("ea,eak->ek", v, Wxy[blocks.el_j])
             else:
+                M = scatter_add_sorted(M.reshape(-1), blocks.pair_t, -zz).reshape(r, r)
                 # B_e' C_j C1_j: theta enters through the gathered C only (q1^2 values per
                 # element, where gathering G and Wxy cost q1 (q1 + p + 1) in the derivative's
                 # scatter); the gathered C1 is data.
