@@ -47,7 +47,7 @@ os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
 
 from bench_models import MODELS, Model, lme4_reference  # noqa: E402
 import bench_report  # noqa: E402
-from bench_subprocess import cache_entries, cold_jaxmm  # noqa: E402
+from bench_subprocess import cache_entries, cold_jaxmm, ensure_bytecode  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -192,6 +192,8 @@ def main(argv=None) -> int:
     with jaxmm.x64():  # start the JAX runtime so the first model's compile time excludes it
         jax.block_until_ready(jnp.zeros(1) + 1)
     meta["blas"] = bench_env.blas_description()
+    if not args.no_cold:
+        meta["bytecode"] = ensure_bytecode(os.path.dirname(jaxmm.__file__))
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="jaxmm_bench_") as tmp:

@@ -67,6 +67,7 @@ def header(meta: dict) -> str:
         f"- **Threads**: {meta['threads']}",
         f"- **BLAS seen by threadpoolctl**: {meta['blas']}",
         f"- **Command**: `{meta['command']}`",
+        *([f"- **Bytecode**: {meta['bytecode']}"] if meta.get("bytecode") else []),
         "- All fits REML. Times are wall-clock. Ratios are *other / jaxmm warm*: above 1 "
         "means jaxmm is faster. lme4 times are recorded figures (lme4 1.1-31, R 4.2.2, "
         "reference BLAS, same machine kind; see `benchmarks/lme4_reference.md`).",

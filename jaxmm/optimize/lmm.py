@@ -1,14 +1,16 @@
 """lme4's ``optimizeLmer``: minimize the profiled criterion over theta, then check the optimum.
 
-One jit-compiled program does it all (one dispatch, one compile, vmappable):
-L-BFGS on unconstrained theta; column signs of each T normalized so diagonals are >= 0;
-diagonals that are numerically zero set to exactly zero when that does not raise the
-criterion (a boundary, i.e. singular, fit); then the exact gradient and Hessian at the
-optimum for the convergence checks, and the conditional estimates there. The Hessian is
-taken by central differences of the exact gradient (``exact_hessian``: 2 n_theta gradients,
-within ~1e-8 of autodiff, and a third of forward-over-reverse's compile time), or for large
-models by forward differences (n_theta gradients, within ~1e-5: each gradient of InstEval
-costs ~50 ms); :meth:`jaxmm.DevFun.hessian` always gives the autodiff one.
+One jit-compiled program does it all (one dispatch, one compile, vmappable), in one loop
+that evaluates the criterion and its gradient once per step: BFGS (L-BFGS for large models,
+:mod:`jaxmm.optimize.bfgs`) on unconstrained theta; column signs of each T normalized so
+diagonals are >= 0; diagonals that are numerically zero set to exactly zero when that does
+not raise the criterion (a boundary, i.e. singular, fit); then the exact gradient and
+Hessian at the optimum for the convergence checks, and the conditional estimates there.
+The Hessian is taken by central differences of the exact gradient (``exact_hessian``:
+2 n_theta gradients, within ~1e-8 of autodiff, and a third of forward-over-reverse's
+compile time), or for large models by forward differences (n_theta gradients, within
+~1e-5: each gradient of InstEval costs ~50 ms); :meth:`jaxmm.DevFun.hessian` always gives
+the autodiff one.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from ..core.solve import Estimates, estimates
 from ..covariance import Unstructured, tril_colmajor
 from ..precision import compute
 from ..programs import CPU_OPTIONS, LARGE_CPU_OPTIONS, run_cached
-from .lbfgs import STATUS_MESSAGES, Solution, minimize
+from .bfgs import Tolerances, bfgs_going, bfgs_init, bfgs_result, bfgs_trial, bfgs_update
+from .lbfgs import STATUS_MESSAGES, Solution
 
 #: Dense blocks at least this large get the finite-difference-of-exact-gradient Hessian.
 EXACT_HESSIAN_MAX_R = 512
@@ -50,6 +53,8 @@ def exact_hessian_affordable(layout: Layout) -> bool:
     """
     return layout.r < EXACT_HESSIAN_MAX_R and layout.l1 * layout.q1**2 <= EXACT_HESSIAN_MAX_TERM1
 SINGULAR_TOL = 1e-4
+#: Curvature pairs the fitting program's L-BFGS keeps.
+LBFGS_MEMORY = 10
 
 
 class FitResult(NamedTuple):
@@ -87,42 +92,6 @@ def normalize_signs(theta: jnp.ndarray, layout: Layout) -> jnp.ndarray:
     return theta * column_signs(theta, layout)
 
 
-def _gradients(fun, theta: jnp.ndarray, f0, g0, known, steps: jnp.ndarray):
-    """The criterion and gradient at ``theta`` (evaluated unless ``known``: then ``f0``,
-    ``g0``) and the gradients at ``theta + steps[k]`` for each row, one after another
-    through a single compiled gradient: a second instance for theta alone cost InstEval's
-    program ~20 more matrix products, each of which XLA prepares on its first run.
-
-    One after another (a loop), not vmapped: two batched LAPACK Choleskys running
-    concurrently on XLA's CPU thread pool can deadlock it."""
-    vg = jax.value_and_grad(fun)
-    pts = jnp.concatenate([theta[None, :], theta[None, :] + steps])
-
-    def body(i, c):
-        F, G = c
-        f, g = vg(pts[i])
-        return F.at[i].set(f), G.at[i].set(g)
-
-    F = jnp.zeros(pts.shape[0], theta.dtype).at[0].set(f0)
-    G = jnp.zeros(pts.shape, theta.dtype).at[0].set(g0)
-    F, G = jax.lax.fori_loop(jnp.where(known, 1, 0), pts.shape[0], body, (F, G))
-    return F[0], G[0], G[1:]
-
-
-def _hessian(fun, theta: jnp.ndarray, f0, g0, known, central: bool):
-    """(f, grad, Hessian) at ``theta``, the Hessian by differences of the exact gradient:
-    central (2 n_theta gradients; within ~1e-8 relative of forward-over-reverse autodiff,
-    whose program compiles three times as long: sleepstudy 1.3 s instead of 0.5 s) or
-    forward (n_theta gradients, within ~1e-5: the large models), steps scaled to each
-    parameter; symmetrized."""
-    n = theta.shape[0]
-    h = (1e-4 if central else 1e-5) * jnp.maximum(jnp.abs(theta), 0.1)
-    steps = jnp.concatenate([jnp.diag(h), -jnp.diag(h)]) if central else jnp.diag(h)
-    f, g, G = _gradients(fun, theta, f0, g0, known, steps)
-    H = (G[:n] - G[n:]) / (2.0 * h[:, None]) if central else (G - g[None, :]) / h[:, None]
-    return f, g, 0.5 * (H + H.T)
-
-
 class Centered(NamedTuple):
     """The [X y] parts of the blocks after centering (:func:`center_xy`)."""
 
@@ -145,6 +114,35 @@ def center_xy(layout: Layout, blocks: Blocks, icpt: int | None) -> Centered | No
     return Centered(c.A, c.C1, c.cls_N)
 
 
+def _difference_steps(theta: jnp.ndarray, central: bool) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """The steps (rows) at which the Hessian's differences take the gradient, and their
+    sizes h: scaled to each parameter; +h and -h (central) or +h (forward)."""
+    h = (1e-4 if central else 1e-5) * jnp.maximum(jnp.abs(theta), 0.1)
+    return (jnp.concatenate([jnp.diag(h), -jnp.diag(h)]) if central else jnp.diag(h)), h
+
+
+def _hessian_of(G: jnp.ndarray, g: jnp.ndarray, h: jnp.ndarray, central: bool) -> jnp.ndarray:
+    """The symmetrized Hessian from the gradients G at the difference steps."""
+    n = g.shape[0]
+    H = (G[:n] - G[n:]) / (2.0 * h[:, None]) if central else (G - g[None, :]) / h[:, None]
+    return 0.5 * (H + H.T)
+
+
+class _Post(NamedTuple):
+    """After the optimum (``fit_program``'s loop): ``phase`` 0 optimizing, 1 trying the
+    snapped theta, 2 gradients for the Hessian, 3 done; ``k`` the next difference step."""
+
+    phase: jnp.ndarray
+    k: jnp.ndarray
+    theta: jnp.ndarray
+    snapped: jnp.ndarray
+    tiny: jnp.ndarray
+    accept: jnp.ndarray
+    f: jnp.ndarray
+    g: jnp.ndarray
+    G: jnp.ndarray
+
+
 @partial(jax.jit, static_argnames=("layout", "reml", "maxiter", "exact_hessian"))
 def fit_program(
     theta0, blocks: Blocks, layout: Layout, reml: bool, maxiter: int = 1000,
@@ -152,28 +150,69 @@ def fit_program(
 ) -> FitResult:
     """Fit theta, snap the boundary, and evaluate gradient, Hessian and estimates there.
 
+    One ``lax.while_loop`` evaluates the criterion's value and gradient once per step, at
+    the point its phase asks for: the optimizer's trial point (dense BFGS for small
+    models, L-BFGS with :data:`LBFGS_MEMORY` pairs for large ones: see
+    :mod:`jaxmm.optimize.bfgs`), then the snapped theta when a diagonal is numerically zero,
+    then theta plus each difference step of the Hessian. So the program traces the
+    criterion's gradient once: with a second site for the Hessian's gradients, InstEval's
+    program took ~0.8 s longer to compile and star's ~1.1 s.
+
     With ``centered`` the criterion, its gradient and Hessian are evaluated on the centered
     [X y] blocks (same function, better conditioned); the estimates on ``blocks`` as given.
     """
     ob = blocks if centered is None else blocks._replace(
         A=centered.A, C1=centered.C1, cls_N=centered.cls_N)
-    fun = lambda t: objective(t, ob, layout, reml)  # noqa: E731
-    sol = minimize(fun, theta0, maxiter=maxiter, gtol=gtol)
-    signs = column_signs(sol.x, layout)
-    theta = sol.x * signs
+    vg = jax.value_and_grad(lambda t: objective(t, ob, layout, reml))
+    tol = Tolerances(gtol=gtol, gtol_rel=1e-7)
+    n = theta0.shape[0]
+    K = 2 * n if exact_hessian else n
     diag = jnp.asarray(diag_mask(layout))
-    tiny = diag & (jnp.abs(theta) < SINGULAR_TOL)
-    snapped = jnp.where(tiny, 0.0, theta)
-    # Evaluate only when there is something to snap (lax.cond runs one branch).
-    f_snap = jax.lax.cond(jnp.any(tiny), fun, lambda t: jnp.inf * jnp.ones((), t.dtype), snapped)
-    accept = f_snap <= sol.fun + 1e-10 * jnp.maximum(1.0, jnp.abs(sol.fun))
-    theta = jnp.where(accept, snapped, theta)
-    # The criterion is even in each column's sign: flipping a column flips its gradient;
-    # at a snapped theta both are evaluated anew.
-    f, g, H = _hessian(fun, theta, sol.fun, sol.grad * signs, ~accept, exact_hessian)
+    where = jnp.where
+    state = bfgs_init(theta0, memory=None if exact_hessian else LBFGS_MEMORY)
+    zero_n = jnp.zeros_like(theta0)
+    post = _Post(phase=jnp.asarray(0), k=jnp.asarray(0), theta=theta0, snapped=theta0,
+                 tiny=diag & False, accept=jnp.asarray(False), f=jnp.zeros_like(state.f),
+                 g=zero_n, G=jnp.zeros((K, n), theta0.dtype))
+
+    def point(st, po):
+        steps, _ = _difference_steps(po.theta, exact_hessian)
+        return where(po.phase == 0, bfgs_trial(st), where(po.phase == 1, po.snapped,
+                                                          po.theta + steps[po.k]))
+
+    def body(c):
+        st, po = c
+        f, g = vg(point(st, po))
+        # phase 0: an optimizer step; at its end, normalize signs and look for zeros
+        # (lax.cond: after the optimum its update is skipped, not computed and discarded)
+        st1 = jax.lax.cond(po.phase == 0,
+                           lambda: bfgs_update(st, f, g, jnp.zeros((), f.dtype), tol), lambda: st)
+        ended = (po.phase == 0) & ~bfgs_going(st1, 10 * maxiter, maxiter)
+        signs = column_signs(st1.x, layout)
+        theta = st1.x * signs
+        tiny = diag & (jnp.abs(theta) < SINGULAR_TOL)
+        at_opt = _Post(where(jnp.any(tiny), 1, 2), po.k, theta, where(tiny, 0.0, theta), tiny,
+                       po.accept, st1.f, st1.g * signs, po.G)
+        # phase 1: keep the snapped theta if the criterion did not rise there
+        accept = f <= po.f + 1e-10 * jnp.maximum(1.0, jnp.abs(po.f))
+        snap = _Post(jnp.asarray(2), po.k, where(accept, po.snapped, po.theta), po.snapped,
+                     po.tiny, accept, where(accept, f, po.f), where(accept, g, po.g), po.G)
+        # phase 2: a gradient for the Hessian
+        grad = po._replace(phase=where(po.k + 1 >= K, 3, 2), k=po.k + 1, G=po.G.at[po.k].set(g))
+        po_n = jax.tree_util.tree_map(
+            lambda a, b, c, d: where(po.phase == 0, where(ended, a, d), where(po.phase == 1, b, c)),
+            at_opt, snap, grad, po)
+        return st1, po_n
+
+    state, post = jax.lax.while_loop(lambda c: c[1].phase < 3, body, (state, post))
+    r = bfgs_result(state, tol)
+    sol = Solution(x=r.x, fun=r.fun, grad=r.grad, n_iter=r.n_iter, n_eval=r.n_eval,
+                   status=r.status)
+    _, h = _difference_steps(post.theta, exact_hessian)
     return FitResult(
-        solution=sol, theta=theta, fun=f, grad=g, hessian=H,
-        boundary=tiny & accept, estimates=estimates(theta, blocks, layout),
+        solution=sol, theta=post.theta, fun=post.f, grad=post.g,
+        hessian=_hessian_of(post.G, post.g, h, exact_hessian),
+        boundary=post.tiny & post.accept, estimates=estimates(post.theta, blocks, layout),
     )
 
 
@@ -203,7 +242,7 @@ class OptSummary:
     warnings: list[str] = field(default_factory=list)
     hessian: np.ndarray | None = None
     hessian_method: str = "autodiff"
-    optimizer: str = "L-BFGS (optax, zoom line search), unconstrained theta"
+    optimizer: str = "L-BFGS (strong-Wolfe line search), unconstrained theta"
 
 
 def check_convergence(res: FitResult, grad_tol: float = 2e-3) -> tuple[float, float, list[str]]:
