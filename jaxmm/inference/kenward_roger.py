@@ -30,14 +30,13 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from .._lazy import lazy_module
 
 from ..errors import ModelError
 from ..precision import compute
 from . import _kr_qspace
 from ._kr_qspace import selector_pairs
+from .satterthwaite import f_pvalue, t_pvalue
 
-stats = lazy_module("scipy.stats")  # imported on first use (0.5 s)
 
 __all__ = ["KRState", "KRTTest", "KRFTest", "kr_state", "kr_contrast", "kr_coef_table"]
 
@@ -247,7 +246,7 @@ def _contrast(state: KRState, L: np.ndarray, rhs: np.ndarray) -> KRTTest | KRFTe
         df, _ = kr_ddf(A1, A2, 1)
         se = float(np.sqrt(var))
         t = float((est - rhs[0]) / se)
-        return KRTTest(est, se, df, t, float(2.0 * stats.t.sf(abs(t), df)))
+        return KRTTest(est, se, df, t, t_pvalue(t, df))
     betaH = np.zeros_like(state.beta) if np.all(rhs == 0) else np.linalg.pinv(L) @ rhs
     _, sv, Vt = np.linalg.svd(L, full_matrices=False)
     q = int(np.sum(sv > max(L.shape) * np.finfo(float).eps * sv[0]))
@@ -259,7 +258,7 @@ def _contrast(state: KRState, L: np.ndarray, rhs: np.ndarray) -> KRTTest | KRFTe
     f_u = float(d @ np.linalg.solve(L @ state.phi_adj @ L.T, d)) / q
     f = float(scaling * f_u)
     ms = float(f_u * state.sigma**2)
-    return KRFTest(f, q, df, float(stats.f.sf(f, q, df)), f_u, scaling, ms * q, ms)
+    return KRFTest(f, q, df, f_pvalue(f, q, df), f_u, scaling, ms * q, ms)
 
 
 def kr_coef_table(state: KRState) -> pd.DataFrame:
