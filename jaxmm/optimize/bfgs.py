@@ -270,8 +270,8 @@ def bfgs_update(state: BFGSState, ft, gt, auxt, tol: Tolerances = Tolerances()) 
     ls = _pick(step | stuck, _search(f_n, g_n, d, aux_n, jnp.ones((), dtype)), ls_new)
     n_iter = n_iter + where(step & ~first, 1, 0)
     # a new direction along which f cannot measurably decrease (its slope times a unit
-    # step below f's rounding): as converged as float64 allows
-    flat = (step | stuck) & ~first & (-jnp.dot(g_n, d) <= 8.0 * eps * (1.0 + jnp.abs(f_n)))
+    # step below the rounding of f itself): as converged as floating point allows
+    flat = (step | stuck) & ~first & (-jnp.dot(g_n, d) <= 8.0 * eps * jnp.abs(f_n))
     done = gradient_small(f_n, g_n, tol) | (stall >= 3) | give_up | flat | (first & ~finite)
     f_n = where(first & ~finite, ft, f_n)
     return BFGSState(x_n, f_n, g_n, aux_n, H, d, ls, fresh_n, pairs_n, stall, n_eval + 1,
