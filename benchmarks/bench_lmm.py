@@ -218,7 +218,10 @@ def main(argv=None) -> int:
     if args.save:
         out_dir = os.path.join(HERE, "results")
         os.makedirs(out_dir, exist_ok=True)
-        path = os.path.join(out_dir, f"lmm_{meta['date']}_{meta['machine']['slug']}.md")
+        stem = os.path.join(out_dir, f"lmm_{meta['date']}_{meta['machine']['slug']}")
+        path, k = f"{stem}.md", 2
+        while os.path.exists(path):  # a second run the same day keeps the first's table
+            path, k = f"{stem}_{k}.md", k + 1
         with open(path, "w") as fh:
             fh.write(text)
         log(f"saved {os.path.relpath(path, ROOT)}")
