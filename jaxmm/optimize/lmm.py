@@ -155,8 +155,8 @@ def fit_program(
     models, L-BFGS with :data:`LBFGS_MEMORY` pairs for large ones: see
     :mod:`jaxmm.optimize.bfgs`), then the snapped theta when a diagonal is numerically zero,
     then theta plus each difference step of the Hessian. So the program traces the
-    criterion's gradient once: with a second site for the Hessian's gradients, InstEval's
-    program took ~0.8 s longer to compile and star's ~1.1 s.
+    criterion's gradient once: with a second site for the Hessian's gradients, the first
+    fit in a process took ~0.2 s longer for sleepstudy, ~0.3 s for InstEval, ~0.8 s for star.
 
     With ``centered`` the criterion, its gradient and Hessian are evaluated on the centered
     [X y] blocks (same function, better conditioned); the estimates on ``blocks`` as given.
@@ -242,7 +242,7 @@ class OptSummary:
     warnings: list[str] = field(default_factory=list)
     hessian: np.ndarray | None = None
     hessian_method: str = "autodiff"
-    optimizer: str = "L-BFGS (strong-Wolfe line search), unconstrained theta"
+    optimizer: str = "BFGS (strong-Wolfe line search), unconstrained theta"
 
 
 def check_convergence(res: FitResult, grad_tol: float = 2e-3) -> tuple[float, float, list[str]]:
@@ -306,6 +306,8 @@ def run_fit(devfun: DevFun, theta0=None, *, maxiter: int = 1000, gtol: float = 1
         hessian=np.asarray(res.hessian),
         hessian_method=("central differences of the autodiff gradient" if exact
                         else "forward differences of the autodiff gradient"),
+        optimizer=(("BFGS" if exact else f"L-BFGS ({LBFGS_MEMORY} pairs)")
+                   + " with a strong-Wolfe line search, unconstrained theta"),
     )
     return res, opt
 
