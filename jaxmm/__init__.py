@@ -7,7 +7,7 @@ The pipeline, one package per stage:
     design/     host (NumPy) design, crossproducts  lformula / build_design
     covariance/ theta <-> relative factor T         Unstructured
     core/       pure JAX profiled criterion          objective, DevFun (mk_devfun)
-    optimize/   L-BFGS fit of theta + checks         optimize_lmm
+    optimize/   BFGS fit of theta + checks           optimize_lmm
     results/    the fitted model                     LinearMixedModel
     inference/  F tests (Satterthwaite, KR), LRT, CIs  anova, fit.confint
     datasets/   lme4's data sets                     datasets.load
