@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from ..core.blocked import partial_factor
 from ..core.layout import Blocks, Layout
 from ..core.objective import objective, row_weights
+from ..optimize.bfgs import lbfgs_direction
 from ..optimize.lbfgs import Solution
 
 #: Rest blocks up to this size are factored by the written-out Cholesky.
@@ -49,27 +50,6 @@ def lane_objective(theta: jnp.ndarray, blocks: Blocks, layout: Layout, reml: boo
     w = row_weights(layout, reml, N, theta.dtype)
     ld = jnp.sum(w * _logdiag2_unrolled(part.St.T))
     return part.logdet1 + ld + N * (1.0 + jnp.log(2.0 * math.pi / N))
-
-
-def _direction(g, S, Y, rho):
-    """L-BFGS two-loop recursion; memory newest first, empty slots have rho = 0."""
-
-    def first(q, syr):
-        s, y, r = syr
-        a = r * jnp.dot(s, q)
-        return q - a * y, a
-
-    q, alphas = jax.lax.scan(first, g, (S, Y, rho))
-    yy = jnp.dot(Y[0], Y[0])
-    gamma = jnp.where(rho[0] > 0, 1.0 / jnp.where(rho[0] > 0, rho[0] * yy, 1.0), 0.0)
-    gamma = jnp.where(gamma > 0, gamma, 1.0 / jnp.maximum(1.0, jnp.max(jnp.abs(g))))
-
-    def second(r, syra):
-        s, y, rh, a = syra
-        return r + s * (a - rh * jnp.dot(y, r)), None
-
-    r, _ = jax.lax.scan(second, gamma * q, (S, Y, rho, alphas), reverse=True)
-    return -r
 
 
 def lbfgs(
@@ -101,7 +81,7 @@ def lbfgs(
         return jnp.max(jnp.abs(g)) <= jnp.maximum(gtol, gtol_rel * jnp.abs(f))
 
     def new_direction(g, S, Y, rho):
-        d = _direction(g, S, Y, rho)
+        d = lbfgs_direction(g, S, Y, rho)
         gd = jnp.dot(g, d)
         bad = ~(gd < 0) | ~jnp.all(jnp.isfinite(d))
         d = jnp.where(bad, -g / jnp.maximum(1.0, jnp.max(jnp.abs(g))), d)

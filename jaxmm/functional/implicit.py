@@ -1,6 +1,6 @@
 """The fitted estimates as a differentiable function of the data (implicit function theorem).
 
-Forward: L-BFGS on unconstrained theta (as :func:`jaxmm.lmer`), column signs normalized,
+Forward: L-BFGS (optax, :func:`jaxmm.optimize.lbfgs.minimize`) on unconstrained theta, signs normalized,
 numerically-zero diagonals snapped to exactly zero when that does not raise the criterion,
 then Newton steps with the exact Hessian on the free parameters to machine precision.
 
